@@ -1,0 +1,76 @@
+# The front door. Needs only python3 (3.11+), make and git: everything else is
+# installed into the project-local .venv (hatch) and .hatch (environments).
+
+PYTHON ?= python3
+VENV   := .venv
+HATCH  := $(VENV)/bin/hatch
+export HATCH_DATA_DIR := $(CURDIR)/.hatch
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+PACKAGES := coverage-wrapper coverage-combiner coverage-cdk-constructs
+COMPAT_PYTHONS := 3.10 3.12 3.13
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+$(HATCH):
+	$(PYTHON) -c 'import sys; sys.exit("python3 >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet 'hatch>=1.16'
+
+.PHONY: install
+install: $(HATCH) ## Create the development environment
+	$(HATCH) env create
+
+.PHONY: demo
+demo: install ## Run the main job end to end on moto's S3 (no AWS account)
+	$(HATCH) run demo
+
+.PHONY: test
+test: install ## Run the test suite (and the wrapper's tests on every other Python found)
+	$(HATCH) run test
+	@$(MAKE) --no-print-directory test-compat
+
+.PHONY: test-compat
+test-compat: $(HATCH) ## Run the wrapper's tests on Python 3.10, 3.12 and 3.13 where installed
+	@for v in $(COMPAT_PYTHONS); do \
+	  dir=$$(pyenv prefix $$v 2>/dev/null)/bin; \
+	  if [ -x "$$dir/python$$v" ] || python$$v -c pass >/dev/null 2>&1; then \
+	    echo "== wrapper tests on Python $$v"; \
+	    PATH="$$dir:$$PATH" $(HATCH) run compat.py$$v:test -q || exit 1; \
+	  else \
+	    echo "== Python $$v not found: skipping the wrapper's tests on it"; \
+	  fi; \
+	done
+
+.PHONY: types
+types: install ## mypy --strict over packages, apps and tests
+	$(HATCH) run types
+
+.PHONY: lint
+lint: install ## ruff check and format check
+	$(HATCH) run lint
+
+.PHONY: fmt
+fmt: install ## Apply ruff fixes and formatting
+	$(HATCH) run fmt
+
+.PHONY: version
+version: $(HATCH) ## Show each package's version
+	@for p in $(PACKAGES); do printf '%-26s ' $$p; (cd packages/$$p && ../../$(HATCH) version); done
+
+.PHONY: bump-patch bump-minor bump-major
+bump-patch bump-minor bump-major: $(HATCH) ## Bump a package's version: make bump-minor PKG=coverage-wrapper
+	@test -n "$(PKG)" || { echo "name the package: make $@ PKG=<one of: $(PACKAGES)>"; exit 2; }
+	@test -d packages/$(PKG) || { echo "no package '$(PKG)'; choose one of: $(PACKAGES)"; exit 2; }
+	cd packages/$(PKG) && ../../$(HATCH) version $(subst bump-,,$@)
+
+.PHONY: clean
+clean: ## Remove build output, caches and the environments
+	rm -rf $(VENV) .hatch dist build out .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
