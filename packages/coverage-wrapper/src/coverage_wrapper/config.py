@@ -1,0 +1,274 @@
+"""One frozen settings object, parsed once from explicit options and the environment.
+
+Each setting resolves as: explicit option (decorator keyword) → environment
+variable → default. A bad value never raises: it becomes one entry in
+``WrapperConfig.problems`` (logged once and shown by the health check), and the
+default is used instead, so the function keeps running.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from coverage_wrapper import constants as c
+
+T = TypeVar("T")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+#: Keyword options accepted by ``@coverage_handler(...)`` and ``CoverageContext(...)``.
+OPTION_NAMES = frozenset(
+    {
+        "enabled",
+        "s3_bucket",
+        "s3_prefix",
+        "upload_timeout",
+        "include",
+        "exclude",
+        "branch",
+        "sample_rate",
+        "key_template",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WrapperConfig:
+    """The wrapper's settings for this process, already validated."""
+
+    enabled: bool = True
+    s3_bucket: str | None = None
+    s3_prefix: str = c.DEFAULT_S3_PREFIX
+    upload_timeout: float = c.DEFAULT_UPLOAD_TIMEOUT
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    branch: bool = True
+    log_level: str = c.DEFAULT_LOG_LEVEL
+    original_handler: str | None = None
+    key_template: str = c.DEFAULT_KEY_TEMPLATE
+    flush_policy: str = c.DEFAULT_FLUSH_POLICY
+    sample_rate: float = c.DEFAULT_SAMPLE_RATE
+    spool_dir: str = c.DEFAULT_SPOOL_DIR
+    spool_max_files: int = c.DEFAULT_SPOOL_MAX_FILES
+    health_probe: bool = False
+    coverage_config_file: str | None = None
+    task_root: str = c.DEFAULT_TASK_ROOT
+    function_name: str = "unknown-function"
+    function_version: str = "$LATEST"
+    region: str = "unknown-region"
+    problems: tuple[str, ...] = field(default=())
+
+    def with_options(self, options: Mapping[str, Any]) -> WrapperConfig:
+        """Return a copy where explicit keyword options win over this configuration."""
+        if not options:
+            return self
+        problems = list(self.problems)
+        parsed = _Parser({}, options, problems)
+        changes: dict[str, Any] = {}
+        if "enabled" in options:
+            changes["enabled"] = parsed.flag("enabled", "", default=self.enabled)
+        if "s3_bucket" in options:
+            changes["s3_bucket"] = parsed.text("s3_bucket", "") or None
+        if "s3_prefix" in options:
+            changes["s3_prefix"] = parsed.prefix("s3_prefix", "")
+        if "upload_timeout" in options:
+            changes["upload_timeout"] = parsed.seconds("upload_timeout", "")
+        if "include" in options:
+            changes["include"] = parsed.patterns("include", "")
+        if "exclude" in options:
+            changes["exclude"] = parsed.patterns("exclude", "")
+        if "branch" in options:
+            changes["branch"] = parsed.flag("branch", "", default=self.branch)
+        if "sample_rate" in options:
+            changes["sample_rate"] = parsed.rate("sample_rate", "")
+        if "key_template" in options:
+            changes["key_template"] = parsed.key_template("key_template", "")
+        return replace(self, problems=tuple(problems), **changes)
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
+    """Parse the wrapper's settings from ``environ`` (``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    p = _Parser(env, {}, problems)
+    task_root = env.get(c.ENV_TASK_ROOT) or c.DEFAULT_TASK_ROOT
+    config = WrapperConfig(
+        enabled=p.flag("enabled", c.ENV_ENABLED, default=True),
+        s3_bucket=p.text("s3_bucket", c.ENV_S3_BUCKET) or None,
+        s3_prefix=p.prefix("s3_prefix", c.ENV_S3_PREFIX),
+        upload_timeout=p.seconds("upload_timeout", c.ENV_UPLOAD_TIMEOUT),
+        include=p.patterns("include", c.ENV_INCLUDE_PATTERNS),
+        exclude=p.patterns("exclude", c.ENV_EXCLUDE_PATTERNS),
+        branch=p.flag("branch", c.ENV_BRANCH_COVERAGE, default=True),
+        log_level=p.choice("log_level", c.ENV_LOG_LEVEL, c.LOG_LEVELS, c.DEFAULT_LOG_LEVEL),
+        original_handler=p.text("original_handler", c.ENV_ORIGINAL_HANDLER) or None,
+        key_template=p.key_template("key_template", c.ENV_S3_KEY_TEMPLATE),
+        flush_policy=p.choice(
+            "flush_policy", c.ENV_FLUSH_POLICY, c.FLUSH_POLICIES, c.DEFAULT_FLUSH_POLICY
+        ),
+        sample_rate=p.rate("sample_rate", c.ENV_SAMPLE_RATE),
+        spool_dir=p.text("spool_dir", c.ENV_SPOOL_DIR) or c.DEFAULT_SPOOL_DIR,
+        spool_max_files=p.count("spool_max_files", c.ENV_SPOOL_MAX_FILES),
+        health_probe=p.flag("health_probe", c.ENV_HEALTH_PROBE, default=False),
+        coverage_config_file=p.text("coverage_config_file", c.ENV_CONFIG_FILE) or None,
+        task_root=task_root.rstrip("/") or "/",
+        function_name=env.get(c.ENV_FUNCTION_NAME) or "unknown-function",
+        function_version=env.get(c.ENV_FUNCTION_VERSION) or "$LATEST",
+        region=env.get(c.ENV_REGION) or "unknown-region",
+        problems=(),
+    )
+    return replace(config, problems=tuple(problems))
+
+
+@functools.cache
+def environment_config() -> WrapperConfig:
+    """The configuration from ``os.environ``, parsed once per process."""
+    return load_config()
+
+
+class _Parser:
+    """Reads one raw value per setting and records a readable problem for bad ones."""
+
+    def __init__(
+        self, env: Mapping[str, str], options: Mapping[str, Any], problems: list[str]
+    ) -> None:
+        self._env = env
+        self._options = options
+        self._problems = problems
+
+    def _raw(self, option: str, variable: str) -> tuple[str, Any] | None:
+        """The explicit option if given, else the environment value, with its display name."""
+        if option in self._options:
+            return option, self._options[option]
+        if variable and variable in self._env:
+            return variable, self._env[variable]
+        return None
+
+    def _convert(
+        self,
+        option: str,
+        variable: str,
+        convert: Callable[[Any], T],
+        default: T,
+        expected: str,
+    ) -> T:
+        raw = self._raw(option, variable)
+        if raw is None:
+            return default
+        name, value = raw
+        try:
+            return convert(value)
+        except (TypeError, ValueError):
+            self._problems.append(f"{name}={value!r} is not {expected}; using {default!r}")
+            return default
+
+    def text(self, option: str, variable: str) -> str:
+        raw = self._raw(option, variable)
+        if raw is None or raw[1] is None:
+            return ""
+        return str(raw[1]).strip()
+
+    def flag(self, option: str, variable: str, *, default: bool) -> bool:
+        def convert(value: Any) -> bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(text)
+
+        return self._convert(option, variable, convert, default, "true or false")
+
+    def seconds(self, option: str, variable: str) -> float:
+        def convert(value: Any) -> float:
+            seconds = float(value)
+            if not math.isfinite(seconds) or seconds <= 0:
+                raise ValueError(value)
+            return seconds
+
+        return self._convert(
+            option, variable, convert, c.DEFAULT_UPLOAD_TIMEOUT, "a positive number of seconds"
+        )
+
+    def rate(self, option: str, variable: str) -> float:
+        def convert(value: Any) -> float:
+            rate = float(value)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(value)
+            return rate
+
+        return self._convert(
+            option, variable, convert, c.DEFAULT_SAMPLE_RATE, "a fraction between 0 and 1"
+        )
+
+    def count(self, option: str, variable: str) -> int:
+        def convert(value: Any) -> int:
+            number = int(str(value).strip())
+            if number < 1:
+                raise ValueError(value)
+            return number
+
+        return self._convert(
+            option, variable, convert, c.DEFAULT_SPOOL_MAX_FILES, "a whole number of at least 1"
+        )
+
+    def choice(self, option: str, variable: str, choices: Sequence[str], default: str) -> str:
+        def convert(value: Any) -> str:
+            text = str(value).strip().upper() if choices == c.LOG_LEVELS else str(value).strip()
+            if text not in choices:
+                raise ValueError(value)
+            return text
+
+        return self._convert(option, variable, convert, default, f"one of {', '.join(choices)}")
+
+    def prefix(self, option: str, variable: str) -> str:
+        raw = self._raw(option, variable)
+        if raw is None:
+            return c.DEFAULT_S3_PREFIX
+        name, value = raw
+        text = str(value).strip().lstrip("/")
+        if ".." in text.split("/"):
+            self._problems.append(f"{name}={value!r} contains '..'; using {c.DEFAULT_S3_PREFIX!r}")
+            return c.DEFAULT_S3_PREFIX
+        # An empty prefix is allowed (keys at the bucket root); otherwise it is a folder.
+        return text if not text or text.endswith("/") else text + "/"
+
+    def patterns(self, option: str, variable: str) -> tuple[str, ...]:
+        raw = self._raw(option, variable)
+        if raw is None or raw[1] is None:
+            return ()
+        value = raw[1]
+        items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+        return tuple(item.strip() for item in items if item.strip())
+
+    def key_template(self, option: str, variable: str) -> str:
+        def convert(value: Any) -> str:
+            template = str(value).strip()
+            fields = {
+                name for _, name, _, _ in string.Formatter().parse(template) if name is not None
+            }
+            unknown = fields - c.KEY_TEMPLATE_FIELDS
+            if unknown:
+                raise ValueError(f"unknown field(s) {sorted(unknown)}")
+            # Without these, two flushes could write the same key and lose data.
+            if not {"container", "pid", "seq"} <= fields:
+                raise ValueError("missing {container}, {pid} or {seq}")
+            return template
+
+        allowed = ", ".join("{" + f + "}" for f in sorted(c.KEY_TEMPLATE_FIELDS))
+        return self._convert(
+            option,
+            variable,
+            convert,
+            c.DEFAULT_KEY_TEMPLATE,
+            f"a key template using only {allowed} and including {{container}}, {{pid}}, {{seq}}",
+        )

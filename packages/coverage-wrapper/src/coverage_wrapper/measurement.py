@@ -1,0 +1,196 @@
+"""The process's one coverage.py measurement, switched on and off by scopes.
+
+Every entry point (decorator, context manager, zero-code handler) opens a
+*scope*. The first scope starts coverage.py; nested scopes, in the same
+thread or in others, only join it; the last scope to close stops it. So
+tracing is on exactly while at least one scope is open, and leaving an inner
+block never stops the outer one.
+
+Data stays in memory between scopes and accumulates across the invocations of
+a warm container. ``save()`` writes it (cumulatively) to this process's data
+file; the session copies that file into the spool as one snapshot. Erasing
+between snapshots would make coverage.py set itself up again (~4 ms) at the
+next start, so snapshots are cumulative instead: a newer one of a process
+holds everything an older one did.
+
+coverage.py is imported here, lazily, at the first scope: importing the
+wrapper costs nothing when coverage is disabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from coverage_wrapper.config import WrapperConfig
+from coverage_wrapper.identity import context_label
+from coverage_wrapper.logs import log
+from coverage_wrapper.scope import measured_scope
+
+if TYPE_CHECKING:
+    import coverage
+
+# Warnings that describe normal Lambda situations, not problems worth a log line.
+_QUIET_WARNINGS = [
+    "no-data-collected",
+    "module-not-measured",
+    "module-not-imported",
+    "include-ignored",
+]
+
+
+class MeasurementState:
+    """Names of the states reported by the health check."""
+
+    IDLE = "idle"
+    MEASURING = "measuring"
+    EXTERNAL = "external"
+    FAILED = "failed"
+
+
+class Measurement:
+    """One ``coverage.Coverage`` per process, created on first use."""
+
+    def __init__(self, config: WrapperConfig) -> None:
+        self._config = config
+        self._lock = threading.RLock()
+        self._cov: coverage.Coverage | None = None
+        self._depth = 0
+        self._unsaved = False
+        self.state = MeasurementState.IDLE
+        self.failure: str | None = None
+        self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
+        self._core: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a scope is open and coverage is tracing."""
+        return self._depth > 0
+
+    def enter(self) -> bool:
+        """Open a scope. Returns True when the caller must call :meth:`exit` later."""
+        with self._lock:
+            if self._depth > 0:
+                self._depth += 1
+                return True
+            if self.state == MeasurementState.FAILED:
+                return False
+            try:
+                cov = self._coverage()
+                import coverage
+
+                running = coverage.Coverage.current()
+                if running is not None and running is not cov:
+                    # pytest-cov or COVERAGE_PROCESS_START already measures this
+                    # process: a second start would pause theirs.
+                    if self.state != MeasurementState.EXTERNAL:
+                        log(
+                            30,
+                            "Another coverage measurement is running in this process; "
+                            "the wrapper will not start its own",
+                        )
+                    self.state = MeasurementState.EXTERNAL
+                    return False
+                cov.start()
+            except Exception as exc:  # noqa: BLE001 - measurement must never break the function
+                self._fail("Coverage could not start", exc)
+                self._stop_quietly()
+                return False
+            self._depth = 1
+            self._unsaved = True
+            self.state = MeasurementState.MEASURING
+            return True
+
+    def exit(self) -> None:
+        """Close a scope opened by a successful :meth:`enter`."""
+        with self._lock:
+            if self._depth == 0:
+                return
+            self._depth -= 1
+            if self._depth > 0:
+                return
+            self.state = MeasurementState.IDLE
+            try:
+                if self._cov is not None:
+                    self._cov.stop()
+            except Exception as exc:  # noqa: BLE001
+                self._fail("Coverage could not stop", exc)
+
+    def save(self) -> Path | None:
+        """Write what was measured so far; None when nothing new was measured.
+
+        Only called when no scope is open; a scope still open (a flush from a
+        nested entry point) keeps measuring and is saved by the outermost one.
+        """
+        with self._lock:
+            if self._cov is None or not self._unsaved or self._depth > 0:
+                return None
+            self.data_file.parent.mkdir(parents=True, exist_ok=True)
+            self._cov.save()
+            self._unsaved = False
+            return self.data_file
+
+    def mark_unsaved(self) -> None:
+        """Make the next :meth:`save` write again (the last snapshot was not kept)."""
+        with self._lock:
+            self._unsaved = True
+
+    def close(self) -> None:
+        """Stop measuring whatever scopes are open."""
+        with self._lock:
+            self._depth = 0
+            self._stop_quietly()
+            self.state = MeasurementState.IDLE
+
+    def core(self) -> str | None:
+        """The coverage.py core in use (``CTracer``, ``SysMonitor``, ``PyTracer``)."""
+        with self._lock:
+            if self._core is None and self._cov is not None:
+                try:
+                    info = dict(self._cov.sys_info())
+                    self._core = str(info.get("core") or "") or None
+                except Exception:  # noqa: BLE001
+                    self._core = None
+            return self._core
+
+    def _coverage(self) -> coverage.Coverage:
+        if self._cov is not None:
+            return self._cov
+        import coverage
+
+        config = self._config
+        scope = measured_scope(config.task_root, config.include, config.exclude)
+        # A file left by an earlier process with the same pid must not be merged into ours.
+        with contextlib.suppress(OSError):
+            self.data_file.unlink(missing_ok=True)
+        cov = coverage.Coverage(
+            data_file=str(self.data_file),
+            data_suffix=False,
+            config_file=config.coverage_config_file or False,
+            branch=config.branch,
+            include=list(scope.include),
+            omit=list(scope.omit),
+            context=context_label(config.function_name, config.function_version),
+            auto_data=False,
+        )
+        cov.set_option("run:relative_files", True)
+        cov.set_option("run:disable_warnings", _QUIET_WARNINGS)
+        self._cov = cov
+        return cov
+
+    def _stop_quietly(self) -> None:
+        # A start that failed half-way may have switched tracing on: switch it off.
+        try:
+            if self._cov is not None:
+                self._cov.stop()
+        except Exception:  # noqa: BLE001, S110 - best effort after a failure already logged
+            pass
+
+    def _fail(self, message: str, exc: BaseException) -> None:
+        self.state = MeasurementState.FAILED
+        self.failure = f"{message}: {type(exc).__name__}: {exc}"
+        self._depth = 0
+        log(40, message, error_type=type(exc).__name__, error=str(exc))

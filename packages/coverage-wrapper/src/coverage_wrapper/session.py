@@ -1,0 +1,381 @@
+"""The container session: the one place that ties measurement, spool and upload.
+
+There is one session per process, created on first use from the frozen
+configuration. Entry points call :meth:`ContainerSession.begin_invocation`
+and :meth:`ContainerSession.end_invocation` around the handler; both swallow
+every error of their own (logged, counted, shown by the health check), so
+the handler's return value and exception reach the runtime unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import platform
+import random
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from coverage_wrapper import logs
+from coverage_wrapper.__about__ import __version__
+from coverage_wrapper.config import WrapperConfig, environment_config
+from coverage_wrapper.identity import container_id
+from coverage_wrapper.keys import KeyFields
+from coverage_wrapper.logs import log
+from coverage_wrapper.measurement import Measurement
+from coverage_wrapper.spool import Spool
+from coverage_wrapper.status import FlushRecord, ProcessStatus
+from coverage_wrapper.uploader import S3Uploader, UploadFailed
+
+#: Seconds kept back from the function's remaining time: an upload must never
+#: push the invocation into its timeout.
+DEADLINE_MARGIN = 0.5
+#: How long a bucket probe result of the health check is reused (seconds).
+PROBE_CACHE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What :meth:`ContainerSession.begin_invocation` opened."""
+
+    request_token: contextvars.Token[str | None] | None
+    entered: bool
+
+
+class ContainerSession:
+    """Coverage for this process: one measurement, one spool, one uploader."""
+
+    def __init__(self, config: WrapperConfig) -> None:
+        self.config = config
+        self.status = ProcessStatus()
+        logs.configure(config.log_level)
+        for problem in config.problems:
+            self.status.add_problem(problem)
+            log(logging.WARNING, problem, problem="configuration")
+        if config.enabled and not config.s3_bucket:
+            self.status.add_problem(
+                "COVERAGE_S3_BUCKET is not set: coverage is measured and kept in "
+                f"{config.spool_dir}/pending but not uploaded; set it to the bucket's name"
+            )
+        self.measurement = Measurement(config) if config.enabled else None
+        self.spool = Spool(config.spool_dir, config.spool_max_files)
+        self._uploader: S3Uploader | None = None
+        self._seq = 0
+        self._flush_lock = threading.Lock()
+        self._probe: tuple[float, dict[str, Any]] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether coverage is switched on for this process."""
+        return self.measurement is not None
+
+    # Scopes -----------------------------------------------------------------
+
+    def enter_scope(self) -> bool:
+        """Open a measured scope; True when :meth:`exit_scope` must follow."""
+        if self.measurement is None:
+            return False
+        return self.measurement.enter()
+
+    def exit_scope(self, entered: bool) -> None:
+        """Close a scope opened by :meth:`enter_scope`."""
+        if entered and self.measurement is not None:
+            self.measurement.exit()
+
+    # Invocations ------------------------------------------------------------
+
+    def begin_invocation(self, context: Any) -> Invocation:
+        """Start measuring one invocation (if sampled). Never raises."""
+        token = None
+        try:
+            token = logs.request_id.set(_request_id(context))
+            with self.status.lock:
+                self.status.invocations += 1
+            rate = self.config.sample_rate
+            sampled = rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+            return Invocation(token, self.enter_scope() if sampled else False)
+        except Exception as exc:  # noqa: BLE001 - never break the function
+            log(logging.ERROR, "Coverage could not begin the invocation", error=str(exc))
+            return Invocation(token, False)
+
+    def end_invocation(self, invocation: Invocation, context: Any) -> None:
+        """Stop measuring and flush by policy. Never raises."""
+        try:
+            if invocation.entered:
+                self.exit_scope(True)
+                with self.status.lock:
+                    self.status.measured_invocations += 1
+                if self.measurement is not None and not self.measurement.active:
+                    self.flush(context)
+        except Exception as exc:  # noqa: BLE001
+            log(logging.ERROR, "Coverage could not end the invocation", error=str(exc))
+        finally:
+            # A reset from another context (a thread) has nothing to restore.
+            if invocation.request_token is not None:
+                with contextlib.suppress(ValueError):
+                    logs.request_id.reset(invocation.request_token)
+
+    # Flush ------------------------------------------------------------------
+
+    def flush(self, context: Any = None) -> FlushRecord | None:
+        """Snapshot the data into the spool and upload what is waiting.
+
+        Returns the record of this flush, or None when there was nothing new.
+        """
+        if self.measurement is None:
+            return None
+        with self._flush_lock:
+            started = time.monotonic()
+            deadline = started + self._budget(context)
+            try:
+                data_path = self.measurement.save()
+            except Exception as exc:  # noqa: BLE001
+                return self._record(
+                    FlushRecord(time=_now(), outcome="failed", error=f"saving data: {exc}")
+                )
+            if data_path is None:
+                return None
+            self._seq += 1
+            key = self._key(self._seq)
+            try:
+                entry = self.spool.add(
+                    data_path,
+                    name=f"{container_id()}-{os.getpid()}-{self._seq:06d}",
+                    key=key,
+                    metadata=self._metadata(),
+                    seq=self._seq,
+                )
+            except OSError as exc:
+                # /tmp is full or read-only: the data is still in memory and the
+                # next flush tries again.
+                self.measurement.mark_unsaved()
+                return self._record(
+                    FlushRecord(time=_now(), outcome="failed", s3_key=key, error=f"spool: {exc}")
+                )
+            superseded = self.spool.remove_superseded(entry)
+            record = self._upload_pending(deadline, key, entry.size)
+            dropped = self.spool.enforce_bound()
+            with self.status.lock:
+                self.status.superseded_files += superseded
+                self.status.dropped_files += len(dropped)
+            if dropped:
+                log(
+                    logging.WARNING,
+                    "Spool full: dropped the oldest coverage data files",
+                    dropped_files=len(dropped),
+                    dropped_keys=[e.key for e in dropped],
+                    spool_max_files=self.spool.max_files,
+                )
+            return self._record(record)
+
+    def _upload_pending(self, deadline: float, key: str, size: int) -> FlushRecord:
+        if not self.config.s3_bucket:
+            return FlushRecord(
+                time=_now(), outcome="spooled", s3_key=key, bytes=size,
+                error="COVERAGE_S3_BUCKET is not set",
+            )  # fmt: skip
+        uploader = self.uploader()
+        if uploader.paused:
+            return FlushRecord(
+                time=_now(), outcome="spooled", s3_key=key, bytes=size,
+                error=f"uploads paused after: {uploader.pause_reason}",
+            )  # fmt: skip
+        sent: list[tuple[str, int, float]] = []
+        failure: UploadFailed | None = None
+        for entry in self.spool.entries():
+            if time.monotonic() >= deadline:
+                break
+            try:
+                receipt = uploader.put(entry.key, entry.read(), entry.metadata, deadline=deadline)
+            except UploadFailed as exc:
+                failure = exc
+                break
+            except OSError:
+                # Another process took this entry first.
+                continue
+            self.spool.remove(entry)
+            sent.append((receipt.key, receipt.size, receipt.elapsed_ms))
+        with self.status.lock:
+            self.status.uploaded_files += len(sent)
+            self.status.failed_uploads += 1 if failure else 0
+        if failure is not None:
+            level = logging.ERROR if failure.kind == "config" else logging.WARNING
+            log(
+                level,
+                "Coverage upload failed; the data stays in the spool",
+                s3_bucket=self.config.s3_bucket,
+                s3_key=key,
+                error_code=failure.code,
+                error_kind=failure.kind,
+                attempts=failure.attempts,
+                error=str(failure),
+            )
+            return FlushRecord(
+                time=_now(), outcome="failed", s3_key=key, bytes=size, error=str(failure)
+            )
+        mine = next((s for s in sent if s[0] == key), None)
+        if mine is None:
+            log(
+                logging.WARNING,
+                "No time left to upload coverage data; kept in the spool",
+                s3_key=key,
+            )
+            return FlushRecord(time=_now(), outcome="spooled", s3_key=key, bytes=size,
+                               error="no time left in the upload budget")  # fmt: skip
+        log(
+            logging.INFO,
+            "Coverage file uploaded successfully",
+            s3_key=key,
+            file_size=mine[1],
+            upload_time_ms=round(sum(s[2] for s in sent), 1),
+            files=len(sent),
+        )
+        return FlushRecord(
+            time=_now(), outcome="uploaded", s3_key=key, bytes=mine[1],
+            upload_time_ms=round(mine[2], 1),
+        )  # fmt: skip
+
+    def uploader(self) -> S3Uploader:
+        """The process's uploader (no boto3 import until it uploads)."""
+        if self._uploader is None:
+            self._uploader = S3Uploader(
+                self.config.s3_bucket or "",
+                timeout=self.config.upload_timeout,
+                region=self.config.region,
+            )
+        return self._uploader
+
+    def probe_bucket(self) -> dict[str, Any]:
+        """Check, at most every few minutes, that the bucket accepts a write."""
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe[0] < PROBE_CACHE_SECONDS:
+            return self._probe[1]
+        if not self.config.s3_bucket:
+            result: dict[str, Any] = {"writable": False, "error": "COVERAGE_S3_BUCKET is not set"}
+        else:
+            key = f"{self.config.s3_prefix}_health/{container_id()}-{os.getpid()}.probe"
+            try:
+                receipt = self.uploader().put(
+                    key,
+                    b"ok",
+                    {"probe": "true"},
+                    deadline=now + min(5.0, self.config.upload_timeout),
+                )
+                result = {"writable": True, "s3_key": key, "time_ms": round(receipt.elapsed_ms, 1)}
+            except UploadFailed as exc:
+                result = {"writable": False, "error": str(exc), "error_code": exc.code}
+        result["checked_at"] = _now()
+        self._probe = (now, result)
+        return result
+
+    def _budget(self, context: Any) -> float:
+        budget = self.config.upload_timeout
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            with contextlib.suppress(TypeError, ValueError):
+                budget = min(budget, float(remaining()) / 1000 - DEADLINE_MARGIN)
+        return max(0.0, budget)
+
+    def _key(self, seq: int) -> str:
+        config = self.config
+        return KeyFields(
+            prefix=config.s3_prefix,
+            when=datetime.now(timezone.utc),
+            function=config.function_name,
+            version=config.function_version,
+            region=config.region,
+            container=container_id(),
+            pid=os.getpid(),
+            seq=seq,
+        ).render(config.key_template)
+
+    def _metadata(self) -> dict[str, str]:
+        config = self.config
+        return {
+            "function": config.function_name,
+            "function-version": config.function_version,
+            "region": config.region,
+            "container-id": container_id(),
+            "wrapper-version": __version__,
+            "coverage-version": coverage_version(),
+            "python-version": platform.python_version(),
+            "branch": "true" if config.branch else "false",
+        }
+
+    def _record(self, record: FlushRecord) -> FlushRecord:
+        with self.status.lock:
+            self.status.last_flush = record
+        return record
+
+    def close(self) -> None:
+        """Stop measuring (used when a process is reset, e.g. between tests)."""
+        if self.measurement is not None:
+            self.measurement.close()
+
+
+_session: ContainerSession | None = None
+_session_lock = threading.Lock()
+
+
+def get_session(config: WrapperConfig | None = None) -> ContainerSession:
+    """The process's session, created from ``config`` (or the environment) on first use."""
+    global _session  # noqa: PLW0603 - one session per process by design
+    with _session_lock:
+        if _session is None:
+            _session = ContainerSession(config or environment_config())
+        elif config is not None and _comparable(config) != _comparable(_session.config):
+            _session.status.add_problem(
+                "Handlers in this process asked for different coverage options; "
+                "the first configuration is used for all of them"
+            )
+        return _session
+
+
+def current_session() -> ContainerSession | None:
+    """The session if one was created, without creating it."""
+    return _session
+
+
+def reset_session() -> None:
+    """Forget the process's session, stopping its measurement first."""
+    global _session  # noqa: PLW0603
+    with _session_lock:
+        if _session is not None:
+            _session.close()
+        _session = None
+    environment_config.cache_clear()
+
+
+def _comparable(config: WrapperConfig) -> WrapperConfig:
+    return replace(config, problems=())
+
+
+def _request_id(context: Any) -> str | None:
+    value = getattr(context, "aws_request_id", None)
+    return str(value) if value else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.cache
+def coverage_version() -> str:
+    """coverage.py's version, without importing coverage.py when it is not loaded."""
+    module = sys.modules.get("coverage")
+    found = getattr(module, "__version__", None)
+    if isinstance(found, str):
+        return found
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("coverage")
+    except PackageNotFoundError:
+        return "not installed"

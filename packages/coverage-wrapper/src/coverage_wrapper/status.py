@@ -1,0 +1,53 @@
+"""What the wrapper has done in this process, for the health check."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FlushRecord:
+    """The outcome of the last flush."""
+
+    time: str
+    outcome: str  # uploaded | spooled | no-data | failed
+    s3_key: str | None = None
+    bytes: int | None = None
+    upload_time_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class ProcessStatus:
+    """Counters and the last flush; shared by every entry point of the process."""
+
+    invocations: int = 0
+    measured_invocations: int = 0
+    uploaded_files: int = 0
+    failed_uploads: int = 0
+    dropped_files: int = 0
+    superseded_files: int = 0
+    last_flush: FlushRecord | None = None
+    problems: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_problem(self, problem: str) -> None:
+        """Remember a problem once (shown by the health check)."""
+        with self.lock:
+            if problem not in self.problems:
+                self.problems.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        with self.lock:
+            return {
+                "invocations": self.invocations,
+                "measured_invocations": self.measured_invocations,
+                "uploaded_files": self.uploaded_files,
+                "failed_uploads": self.failed_uploads,
+                "dropped_files": self.dropped_files,
+                "superseded_files": self.superseded_files,
+                "last_flush": asdict(self.last_flush) if self.last_flush else None,
+            }
