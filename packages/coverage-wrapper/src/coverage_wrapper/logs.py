@@ -51,16 +51,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
-def configure(level: str, stream: TextIO | None = None) -> None:
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at the time of each line.
+
+    Runtimes and test runners replace ``sys.stdout``; a stream captured once
+    would go on writing to a closed or stale one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def configure(level: str) -> None:
     """Attach the JSON handler to our logger once and set its level."""
     logger.setLevel(level)
     logger.propagate = False
-    for handler in logger.handlers:
-        if getattr(handler, _HANDLER_MARK, False):
-            if stream is not None and isinstance(handler, logging.StreamHandler):
-                handler.setStream(stream)
-            return
-    handler = logging.StreamHandler(stream or sys.stdout)
+    if any(getattr(handler, _HANDLER_MARK, False) for handler in logger.handlers):
+        return
+    handler = _StdoutHandler()
     setattr(handler, _HANDLER_MARK, True)
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coverage_wrapper.config import WrapperConfig
+from coverage_wrapper.constants import ENV_SPOOL_DIR
 from coverage_wrapper.identity import context_label
 from coverage_wrapper.logs import log
 from coverage_wrapper.scope import measured_scope
@@ -40,6 +42,22 @@ _QUIET_WARNINGS = [
     "module-not-imported",
     "include-ignored",
 ]
+
+
+def _trace_this_thread() -> None:
+    """Make a thread that joins a running measurement traced too.
+
+    coverage.py's trace-function cores trace the thread that started them
+    and threads started afterwards (through ``threading.settrace``). A thread
+    that already existed and opens a scope later gets the same installer
+    coverage.py gave to new threads, so what it calls from now on is
+    measured. The ``sys.monitoring`` core covers every thread by itself.
+    """
+    if sys.gettrace() is not None:
+        return
+    installer = threading.gettrace()
+    if installer is not None:
+        sys.settrace(installer)
 
 
 class MeasurementState:
@@ -75,6 +93,7 @@ class Measurement:
         with self._lock:
             if self._depth > 0:
                 self._depth += 1
+                _trace_this_thread()
                 return True
             if self.state == MeasurementState.FAILED:
                 return False
@@ -163,6 +182,13 @@ class Measurement:
 
         config = self._config
         scope = measured_scope(config.task_root, config.include, config.exclude)
+        try:
+            self.data_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(
+                f"{ENV_SPOOL_DIR}={config.spool_dir!r} is not a writable folder "
+                f"({exc.strerror}); point it at a folder under /tmp"
+            ) from exc
         # A file left by an earlier process with the same pid must not be merged into ours.
         with contextlib.suppress(OSError):
             self.data_file.unlink(missing_ok=True)

@@ -114,7 +114,9 @@ class S3Uploader:
                 kwargs: dict[str, Any] = {"config": config}
                 if self.region and self.region != "unknown-region":
                     kwargs["region_name"] = self.region
-                self._client = boto3.client("s3", **kwargs)
+                # A session of our own: the function's default session (its
+                # credentials, its event hooks) is the function's business.
+                self._client = boto3.session.Session().client("s3", **kwargs)
             return self._client
 
     def put(

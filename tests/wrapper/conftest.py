@@ -1,0 +1,188 @@
+"""Fixtures for the wrapper's tests: a Lambda-like process environment and S3 on 127.0.0.1."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import coverage
+import pytest
+from awslambdaric.lambda_context import LambdaContext
+
+from coverage_wrapper.identity import reset_container_id
+from coverage_wrapper.session import reset_session
+from tests.wrapper.s3_servers import moto_server
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+FUNCTION_NAME = "orders"
+REGION = "eu-west-1"
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, shared by the whole session."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(moto_url: str) -> S3Client:
+    """A client for the moto server (the test's view of S3)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    """A bucket name no other test uses."""
+    return f"coverage-test-{os.getpid()}-{next(_bucket_numbers)}"
+
+
+@pytest.fixture
+def bucket(s3: S3Client, bucket_name: str) -> str:
+    """A fresh, empty bucket on the moto server."""
+    s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return bucket_name
+
+
+@pytest.fixture
+def task_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_url: str, bucket_name: str
+) -> Iterator[Path]:
+    """A process that looks like a Lambda execution environment.
+
+    The task root is the working directory and first on ``sys.path``; the
+    spool is private to the test; S3 is the moto server. Every ``COVERAGE_*``
+    variable of the outer environment is removed. The wrapper's process state
+    is reset before and after, and modules imported from the task root are
+    forgotten.
+    """
+    root = tmp_path / "task"
+    root.mkdir()
+    for name in list(os.environ):
+        if name.startswith(("COVERAGE_", "AWS_")):
+            monkeypatch.delenv(name)
+    env = {
+        "LAMBDA_TASK_ROOT": str(root),
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-value",
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "COVERAGE_S3_BUCKET": bucket_name,
+        "COVERAGE_SPOOL_DIR": str(tmp_path / "spool"),
+        "COVERAGE_UPLOAD_TIMEOUT": "5",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    reset_session()
+    reset_container_id()
+    before = set(sys.modules)
+    yield root
+    reset_session()
+    reset_container_id()
+    for name in set(sys.modules) - before:
+        module_file = getattr(sys.modules[name], "__file__", None) or ""
+        if module_file.startswith(str(root)) or name == "coverage_wrapper.handler":
+            del sys.modules[name]
+
+
+def write_module(root: Path, relative: str, text: str) -> Path:
+    """Write a source file under the task root (folders created)."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def lambda_context(request_id: str = "req-1", remaining_ms: int = 60_000) -> LambdaContext:
+    """The context object the real runtime client passes to handlers."""
+    return LambdaContext(
+        request_id,
+        None,
+        None,
+        int(time.time() * 1000) + remaining_ms,
+        f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}",
+    )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One data file as it landed in S3, read through coverage.py's public API."""
+
+    key: str
+    metadata: dict[str, str]
+    lines: dict[str, set[int]]
+    arcs: dict[str, set[tuple[int, int]]]
+    contexts: set[str]
+    has_arcs: bool
+
+
+def uploads(s3: S3Client, bucket: str, tmp_path: Path) -> list[Upload]:
+    """Every ``.coverage`` object in ``bucket``, oldest key first."""
+    found: list[Upload] = []
+    listing = s3.list_objects_v2(Bucket=bucket)
+    for item in sorted(listing.get("Contents", []), key=lambda o: o["Key"]):
+        key = item["Key"]
+        if not key.endswith(".coverage"):
+            continue
+        obj = s3.get_object(Bucket=bucket, Key=key)
+        local = tmp_path / f"download-{len(found)}.coverage"
+        local.write_bytes(obj["Body"].read())
+        data = coverage.CoverageData(basename=str(local))
+        data.read()
+        files = data.measured_files()
+        found.append(
+            Upload(
+                key=key,
+                metadata=dict(obj["Metadata"]),
+                lines={f: set(data.lines(f) or ()) for f in files},
+                arcs={f: set(data.arcs(f) or ()) for f in files},
+                contexts=set(data.measured_contexts()),
+                has_arcs=data.has_arcs(),
+            )
+        )
+    return found
+
+
+def union_lines(found: list[Upload]) -> dict[str, set[int]]:
+    """Executed lines per file over all uploads."""
+    merged: dict[str, set[int]] = {}
+    for upload in found:
+        for name, lines in upload.lines.items():
+            merged.setdefault(name, set()).update(lines)
+    return merged
+
+
+def union_arcs(found: list[Upload]) -> dict[str, set[tuple[int, int]]]:
+    """Executed arcs per file over all uploads."""
+    merged: dict[str, set[tuple[int, int]]] = {}
+    for upload in found:
+        for name, arcs in upload.arcs.items():
+            merged.setdefault(name, set()).update(arcs)
+    return merged
+
+
+Handler = Callable[[Any, Any], Any]
