@@ -56,7 +56,9 @@ def bucket_name() -> str:
 @pytest.fixture
 def bucket(s3: S3Client, bucket_name: str) -> str:
     """A fresh, empty bucket on the moto server."""
-    s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.create_bucket(
+        Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     return bucket_name
 
 

@@ -165,8 +165,9 @@ def test_concurrent_blocks_in_threads_stop_only_when_the_last_one_leaves(
 
 
 def test_exceptions_in_the_block_propagate_unchanged(task_root: Path) -> None:
+    empty: dict[str, int] = {}
     with pytest.raises(KeyError, match="'missing'"), CoverageContext():
-        {}["missing"]
+        empty["missing"]
     assert sys.gettrace() is None
 
 

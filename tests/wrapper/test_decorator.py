@@ -51,7 +51,7 @@ def test_decorator_with_options_keeps_signature(task_root: Path) -> None:
 
 def test_unknown_option_is_a_type_error_naming_it(task_root: Path) -> None:
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['bucket'\]"):
-        coverage_handler(bucket="x")
+        coverage_handler(bucket="x")  # type: ignore[call-overload]
 
 
 def test_async_handler_stays_a_coroutine_and_is_measured(

@@ -43,8 +43,9 @@ def test_key_layout_and_object_metadata(
     )
     match = re.fullmatch(pattern, upload.key)
     assert match, upload.key
-    import coverage
     import platform
+
+    import coverage
 
     assert upload.metadata == {
         "function": FUNCTION_NAME,
@@ -125,7 +126,7 @@ def test_a_failed_upload_stays_in_the_spool_and_goes_first_next_time(
         sent = [path for method, path, status in proxy.log.puts() if status == 200]
     # The orphan went first; the first snapshot was superseded by the second,
     # which holds everything the first did.
-    assert [p.split("/", 2)[2] for p in sent][0] == "coverage/orphan.coverage"
+    assert sent[0].split("/", 2)[2] == "coverage/orphan.coverage"
     keys = sorted(u.key for u in uploads(s3, bucket, tmp_path))
     assert len(keys) == 2
     assert keys[0].endswith("-000002.coverage")

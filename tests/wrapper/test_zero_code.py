@@ -100,7 +100,8 @@ def test_the_original_is_resolved_once_at_init(
         ),
         (
             "present.missing",
-            r"COVERAGE_ORIGINAL_HANDLER='present\.missing': module 'present' has no attribute 'missing'",
+            r"COVERAGE_ORIGINAL_HANDLER='present\.missing': "
+            r"module 'present' has no attribute 'missing'",
         ),
         ("present.VALUE", r"present\.VALUE is not callable"),
         ("sys.exit", r"module 'sys' has the name of a built-in module"),
@@ -131,7 +132,7 @@ def test_an_error_at_import_of_the_users_module_raises_unchanged(
     task_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_module(task_root, "broken.py", "raise RuntimeError('config table missing')\n")
-    with pytest.raises(RuntimeError, match="^config table missing$") as caught:
+    with pytest.raises(RuntimeError, match=r"^config table missing$") as caught:
         load_zero_code(monkeypatch, "broken.handler")
     assert caught.traceback[-1].path == task_root / "broken.py"
     assert sys.gettrace() is None

@@ -1,0 +1,127 @@
+"""``health_check_handler``: what a health endpoint may say, and what it never says."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coverage_wrapper import coverage_handler, get_coverage_status, health_check_handler
+from coverage_wrapper.__about__ import __version__
+from coverage_wrapper.health_check import health_check_handler as direct_import
+from tests.wrapper.conftest import lambda_context, write_module
+from tests.wrapper.sample_functions import ORDERS
+
+
+@pytest.fixture
+def served(task_root: Path, bucket: str) -> Any:
+    write_module(task_root, "orders.py", ORDERS)
+    import orders  # type: ignore[import-not-found]
+
+    handler = coverage_handler(orders.handler)
+    handler({"prices": [4]}, lambda_context())
+    return handler
+
+
+def test_healthy_after_an_upload(served: Any) -> None:
+    import coverage
+
+    health = health_check_handler()
+    assert direct_import is health_check_handler
+    assert health["status"] == "healthy"
+    assert health["coverage_enabled"] is True
+    assert health["problems"] == []
+    assert health["measurement"]["state"] == "idle"
+    assert health["measurement"]["failure"] is None
+    expected_core = {"ctrace": "CTracer", "sysmon": "SysMonitor", "pytrace": "PyTracer"}
+    assert health["measurement"]["core"] == expected_core[_core_in_use()]
+    assert health["last_flush"]["outcome"] == "uploaded"
+    assert health["last_flush"]["s3_key"].endswith("-000001.coverage")
+    assert health["last_flush"]["bytes"] > 0
+    assert health["spool"]["pending_files"] == 0
+    assert health["counters"]["invocations"] == 1
+    assert health["versions"] == {
+        "wrapper": __version__,
+        "coverage": coverage.__version__,
+        "python": platform.python_version(),
+    }
+    json.dumps(health)  # serialisable as it is
+
+
+def test_no_secrets_and_no_environment_dump(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_PASSWORD", "hunter2-very-secret")
+    text = json.dumps(health_check_handler())
+    for secret in ("testing-secret-value", "hunter2-very-secret", "AWS_SECRET_ACCESS_KEY"):
+        assert secret not in text
+    assert "DATABASE_PASSWORD" not in text
+
+
+def test_probe_checks_the_bucket_once_then_caches(served: Any, s3: Any, bucket: str) -> None:
+    first = health_check_handler(probe_s3=True)
+    assert first["s3_probe"]["writable"] is True
+    probe_key = first["s3_probe"]["s3_key"]
+    assert probe_key.startswith("coverage/_health/")
+    s3.delete_object(Bucket=bucket, Key=probe_key)
+    second = health_check_handler(probe_s3=True)
+    assert second["s3_probe"] == first["s3_probe"]
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix="coverage/_health/")
+    assert listing.get("KeyCount", 0) == 0  # cached: no second write
+
+
+def test_probe_reports_a_bucket_that_refuses_writes(
+    task_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COVERAGE_S3_BUCKET", "no-such-bucket-anywhere")
+    health = health_check_handler(probe_s3=True)
+    assert health["status"] == "degraded"
+    assert health["s3_probe"]["writable"] is False
+    assert health["s3_probe"]["error_code"] == "NoSuchBucket"
+
+
+def test_probe_is_off_by_default(served: Any) -> None:
+    assert "s3_probe" not in health_check_handler()
+
+
+def test_status_before_any_invocation_and_when_disabled(
+    task_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = get_coverage_status()
+    assert status["coverage_enabled"] is True
+    assert status["measurement"]["state"] == "not-started"
+    monkeypatch.setenv("COVERAGE_ENABLED", "false")
+    from coverage_wrapper.session import reset_session
+
+    reset_session()
+    health = health_check_handler()
+    assert health["coverage_enabled"] is False
+    assert health["measurement"]["state"] == "disabled"
+    assert health["versions"]["coverage"] is None
+
+
+def test_missing_bucket_is_a_problem_that_says_what_to_do(
+    task_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COVERAGE_S3_BUCKET")
+    write_module(task_root, "orders.py", ORDERS)
+    import orders
+
+    coverage_handler(orders.handler)({"prices": [1]}, lambda_context())
+    health = health_check_handler()
+    assert health["status"] == "degraded"
+    assert health["problems"][0].startswith("COVERAGE_S3_BUCKET is not set")
+    assert "set it to the bucket's name" in health["problems"][0]
+    assert health["spool"]["pending_files"] == 1
+
+
+def _core_in_use() -> str:
+    """The core coverage.py picks here: COVERAGE_CORE, else its own default."""
+    import os
+    import sys
+
+    requested = os.environ.get("COVERAGE_CORE")
+    if requested:
+        return requested
+    return "sysmon" if sys.version_info >= (3, 14) else "ctrace"

@@ -1,0 +1,129 @@
+"""What importing costs, and ``COVERAGE_ENABLED=false`` as a pure pass-through.
+
+These run in a fresh interpreter: ``sys.modules`` of the test process already
+holds boto3 and coverage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.wrapper.sample_functions import ORDERS
+
+
+def run_python(code: str, *, cwd: Path, env: dict[str, str]) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    last: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return last
+
+
+@pytest.fixture
+def function_env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "orders.py").write_text(ORDERS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "AWS_"))}
+    env.update(
+        {
+            "LAMBDA_TASK_ROOT": str(tmp_path),
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path[1:]]),
+            "AWS_LAMBDA_FUNCTION_NAME": "orders",
+            "COVERAGE_SPOOL_DIR": str(tmp_path / "spool"),
+            # Unreachable on purpose: nothing may try it.
+            "COVERAGE_S3_BUCKET": "bucket-that-must-not-be-contacted",
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        }
+    )
+    return env
+
+
+def test_importing_the_package_imports_neither_coverage_nor_boto3(
+    tmp_path: Path, function_env: dict[str, str]
+) -> None:
+    seen = run_python(
+        """
+        import json, sys
+        import coverage_wrapper
+        from coverage_wrapper import coverage_handler, CoverageContext, health_check_handler
+        print(json.dumps({"coverage": "coverage" in sys.modules, "boto3": "boto3" in sys.modules,
+                          "botocore": "botocore" in sys.modules}))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {"coverage": False, "boto3": False, "botocore": False}
+
+
+def test_measuring_without_a_flush_to_s3_does_not_import_boto3(
+    tmp_path: Path, function_env: dict[str, str]
+) -> None:
+    del function_env["COVERAGE_S3_BUCKET"]
+    seen = run_python(
+        """
+        import json, sys
+        from coverage_wrapper import coverage_handler
+        import orders
+        coverage_handler(orders.handler)({"prices": [1]}, None)
+        print(json.dumps({"coverage": "coverage" in sys.modules, "boto3": "boto3" in sys.modules}))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {"coverage": True, "boto3": False}
+
+
+@pytest.mark.parametrize("mode", ["decorator", "context", "zero_code"])
+def test_disabled_is_a_pure_pass_through(
+    tmp_path: Path, function_env: dict[str, str], mode: str
+) -> None:
+    function_env["COVERAGE_ENABLED"] = "false"
+    function_env["COVERAGE_ORIGINAL_HANDLER"] = "orders.handler"
+    seen = run_python(
+        f"""
+        import json, sys, os
+        mode = {mode!r}
+        import orders
+        if mode == "decorator":
+            from coverage_wrapper import coverage_handler
+            result = coverage_handler(orders.handler)({{"prices": [5]}}, None)
+        elif mode == "context":
+            from coverage_wrapper import CoverageContext
+            with CoverageContext():
+                result = orders.handler({{"prices": [5]}}, None)
+        else:
+            from coverage_wrapper.handler import handler
+            result = handler({{"prices": [5]}}, None)
+        from coverage_wrapper.session import current_session
+        print(json.dumps({{
+            "result": result,
+            "coverage": "coverage" in sys.modules,
+            "boto3": "boto3" in sys.modules,
+            "session": current_session() is not None,
+            "trace": sys.gettrace() is not None,
+            "spool": os.path.exists(os.environ["COVERAGE_SPOOL_DIR"]),
+        }}))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {
+        "result": {"total": 5, "body": '{"prices": [5]}'},
+        "coverage": False,
+        "boto3": False,
+        "session": False,
+        "trace": False,
+        "spool": False,
+    }
