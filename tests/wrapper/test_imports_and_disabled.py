@@ -127,3 +127,27 @@ def test_disabled_is_a_pure_pass_through(
         "trace": False,
         "spool": False,
     }
+
+
+def test_combine_coverage_files_names_the_package_to_install_when_missing(
+    tmp_path: Path, function_env: dict[str, str]
+) -> None:
+    seen = run_python(
+        """
+        import json, sys
+        sys.modules["coverage_combiner"] = None  # as if it were not installed
+        from coverage_wrapper import combine_coverage_files
+        from coverage_wrapper.combiner import combine_coverage_files as seed_path
+        try:
+            combine_coverage_files("bucket", "coverage/", "combined/report.json")
+        except ImportError as exc:
+            print(json.dumps({"error": str(exc), "same": seed_path is combine_coverage_files}))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {
+        "error": "combine_coverage_files lives in the lambda-coverage-combiner package: "
+        "pip install lambda-coverage-combiner (or lambda-coverage-wrapper[combiner])",
+        "same": True,
+    }

@@ -7,7 +7,7 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -228,3 +228,23 @@ def test_access_denied_is_tried_once_then_uploads_pause(
     session = current_session()
     assert session is not None
     assert session.status.failed_uploads == 1
+
+
+def test_snapstart_restores_get_a_new_container_id(
+    orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import snapshot_restore_py
+
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
+    registry = snapshot_restore_py.get_after_restore()
+    handler = coverage_handler(orders.handler)
+    handler({"prices": [1]}, lambda_context())
+    # What the runtime client does in each environment restored from the snapshot.
+    for entry in registry:
+        # The registry holds (function, args, kwargs) despite its annotation.
+        func, args, kwargs = cast("tuple[Any, Any, Any]", entry)
+        func(*args, **kwargs)
+    handler({"prices": [2]}, lambda_context())
+    containers = {u.metadata["container-id"] for u in uploads(s3, bucket, tmp_path)}
+    assert len(containers) == 2

@@ -39,3 +39,18 @@ def reset_container_id() -> None:
 def context_label(function_name: str, function_version: str) -> str:
     """The static coverage context that marks every line with the function that ran it."""
     return f"{function_name}@{function_version}"
+
+
+def forget_container_id_after_snapshot_restore() -> None:
+    """Under SnapStart, make a new container id in every restored environment.
+
+    The id is made lazily, after init, so a snapshot normally holds none; this
+    covers code that flushed during init. Outside SnapStart it does nothing.
+    """
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
+        return
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:
+        return
+    register_after_restore(reset_container_id)

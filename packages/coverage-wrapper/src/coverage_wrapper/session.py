@@ -26,7 +26,10 @@ from typing import Any
 from coverage_wrapper import logs
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import WrapperConfig, environment_config
-from coverage_wrapper.identity import container_id
+from coverage_wrapper.identity import (
+    container_id,
+    forget_container_id_after_snapshot_restore,
+)
 from coverage_wrapper.keys import KeyFields
 from coverage_wrapper.logs import log
 from coverage_wrapper.measurement import Measurement
@@ -65,6 +68,8 @@ class ContainerSession:
                 f"{config.spool_dir}/pending but not uploaded; set it to the bucket's name"
             )
         self.measurement = Measurement(config) if config.enabled else None
+        if config.enabled:
+            forget_container_id_after_snapshot_restore()
         self.spool = Spool(config.spool_dir, config.spool_max_files)
         self._uploader: S3Uploader | None = None
         self._seq = 0
