@@ -15,7 +15,7 @@ COMPAT_PYTHONS := 3.10 3.12 3.13
 
 .PHONY: help
 help: ## Show the targets
-	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-zA-Z_ -]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-34s %s\n", $$1, $$2}'
 
 $(HATCH):
 	$(PYTHON) -c 'import sys; sys.exit("python3 >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
@@ -61,8 +61,10 @@ fmt: install ## Apply ruff fixes and formatting
 	$(HATCH) run fmt
 
 .PHONY: version
-version: $(HATCH) ## Show each package's version
-	@for p in $(PACKAGES); do printf '%-26s ' $$p; (cd packages/$$p && ../../$(HATCH) version); done
+version: ## Show each package's version
+	@for p in $(PACKAGES); do \
+	  printf '%-26s %s\n' $$p "$$(sed -n 's/^__version__ = "\(.*\)"/\1/p' packages/$$p/src/*/__about__.py)"; \
+	done
 
 .PHONY: bump-patch bump-minor bump-major
 bump-patch bump-minor bump-major: $(HATCH) ## Bump a package's version: make bump-minor PKG=coverage-wrapper
