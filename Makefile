@@ -48,8 +48,12 @@ test-compat: $(HATCH) ## Run the wrapper's tests on Python 3.10, 3.12 and 3.13 w
 	  fi; \
 	done
 
+.PHONY: bench-wrapper
+bench-wrapper: install ## Measure the wrapper's cold-start and per-invocation cost (see BENCHMARKS.md)
+	$(HATCH) run bench-wrapper
+
 .PHONY: types
-types: install ## mypy --strict over packages, apps and tests
+types: install ## mypy --strict over packages, apps, tests and benchmarks
 	$(HATCH) run types
 
 .PHONY: lint

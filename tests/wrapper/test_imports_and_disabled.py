@@ -106,8 +106,13 @@ def test_disabled_is_a_pure_pass_through(
         else:
             from coverage_wrapper.handler import handler
             result = handler({{"prices": [5]}}, None)
+            # Disabled, the zero-code entry point is the original function itself.
+            assert handler is orders.handler
+        loaded = sorted(m for m in sys.modules if m.startswith("coverage_wrapper."))
         from coverage_wrapper.session import current_session
         print(json.dumps({{
+            "machinery": [m for m in loaded if m.rsplit(".", 1)[1] in
+                          ("session", "measurement", "spool", "uploader", "logs")],
             "result": result,
             "coverage": "coverage" in sys.modules,
             "boto3": "boto3" in sys.modules,
@@ -120,6 +125,7 @@ def test_disabled_is_a_pure_pass_through(
         env=function_env,
     )
     assert seen == {
+        "machinery": [],
         "result": {"total": 5, "body": '{"prices": [5]}'},
         "coverage": False,
         "boto3": False,

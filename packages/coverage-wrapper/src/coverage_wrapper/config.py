@@ -13,12 +13,14 @@ import math
 import os
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coverage_wrapper import constants as c
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -39,9 +41,12 @@ OPTION_NAMES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class WrapperConfig:
-    """The wrapper's settings for this process, already validated."""
+class WrapperConfig(NamedTuple):
+    """The wrapper's settings for this process, already validated and immutable.
+
+    A named tuple rather than a dataclass: it is created at cold start, and
+    a dataclass with this many fields costs several milliseconds to define.
+    """
 
     enabled: bool = True
     s3_bucket: str | None = None
@@ -63,7 +68,7 @@ class WrapperConfig:
     function_name: str = "unknown-function"
     function_version: str = "$LATEST"
     region: str = "unknown-region"
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = ()
 
     def with_options(self, options: Mapping[str, Any]) -> WrapperConfig:
         """Return a copy where explicit keyword options win over this configuration."""
@@ -90,7 +95,7 @@ class WrapperConfig:
             changes["sample_rate"] = parsed.rate("sample_rate", "")
         if "key_template" in options:
             changes["key_template"] = parsed.key_template("key_template", "")
-        return replace(self, problems=tuple(problems), **changes)
+        return self._replace(problems=tuple(problems), **changes)
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
@@ -124,7 +129,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         region=env.get(c.ENV_REGION) or "unknown-region",
         problems=(),
     )
-    return replace(config, problems=tuple(problems))
+    return config._replace(problems=tuple(problems))
 
 
 @functools.cache

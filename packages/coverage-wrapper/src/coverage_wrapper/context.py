@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coverage_wrapper.config import OPTION_NAMES, environment_config
-from coverage_wrapper.logs import log
-from coverage_wrapper.session import ContainerSession, get_session
+
+if TYPE_CHECKING:
+    from coverage_wrapper.session import ContainerSession
 
 
 class CoverageContext:
@@ -56,10 +57,12 @@ class CoverageContext:
         try:
             config = environment_config().with_options(self._options)
             if config.enabled:
+                from coverage_wrapper.session import get_session
+
                 session = get_session(config)
                 entered = session.enter_scope()
         except Exception as exc:  # noqa: BLE001 - never break the code being measured
-            log(logging.ERROR, "CoverageContext could not start", error=str(exc))
+            _log_error("CoverageContext could not start", exc)
         self._stack().append((session, entered))
         return self
 
@@ -78,7 +81,7 @@ class CoverageContext:
             if session.measurement is not None and not session.measurement.active:
                 session.flush(self._lambda_context)
         except Exception as err:  # noqa: BLE001
-            log(logging.ERROR, "CoverageContext could not finish", error=str(err))
+            _log_error("CoverageContext could not finish", err)
 
     async def __aenter__(self) -> CoverageContext:
         return self.__enter__()
@@ -96,3 +99,9 @@ class CoverageContext:
         """Whether this block is being measured (False when disabled or failed)."""
         stack = self._stack()
         return bool(stack) and stack[-1][1]
+
+
+def _log_error(message: str, exc: Exception) -> None:
+    from coverage_wrapper.logs import log
+
+    log(logging.ERROR, message, error=str(exc))

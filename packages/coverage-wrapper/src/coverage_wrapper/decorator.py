@@ -9,13 +9,13 @@ handler (:mod:`coverage_wrapper.handler`) instead.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from coverage_wrapper.config import OPTION_NAMES, environment_config
-from coverage_wrapper.invocation import context_argument, run_invocation, run_invocation_async
-from coverage_wrapper.session import ContainerSession, get_session
+
+if TYPE_CHECKING:
+    from coverage_wrapper.session import ContainerSession
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,8 +77,17 @@ def _wrap(handler: F, *, options: dict[str, Any]) -> F:
         # disabled wrapper never creates a session or imports coverage.py.
         if not resolved:
             config = environment_config().with_options(options)
-            resolved.append(get_session(config) if config.enabled else None)
+            if config.enabled:
+                from coverage_wrapper.session import get_session
+
+                resolved.append(get_session(config))
+            else:
+                resolved.append(None)
         return resolved[0]
+
+    import inspect
+
+    from coverage_wrapper.invocation import context_argument, run_invocation, run_invocation_async
 
     if inspect.iscoroutinefunction(handler):
 

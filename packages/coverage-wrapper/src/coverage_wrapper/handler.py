@@ -16,28 +16,34 @@ from typing import Any
 
 from coverage_wrapper.config import environment_config
 from coverage_wrapper.handler_loader import load_handler
-from coverage_wrapper.invocation import run_invocation
-from coverage_wrapper.session import ContainerSession, get_session
+
+Handler = Callable[[Any, Any], Any]
 
 
-def _initialise() -> tuple[ContainerSession | None, Callable[..., Any]]:
+def _initialise() -> Handler:
     config = environment_config()
     if not config.enabled:
-        return None, load_handler(config.original_handler)
+        # Disabled: the runtime calls the original itself; nothing of the
+        # measurement machinery is even imported.
+        return load_handler(config.original_handler)
+    from coverage_wrapper.invocation import run_invocation
+    from coverage_wrapper.session import get_session
+
     session = get_session(config)
     entered = session.enter_scope()
     try:
-        return session, load_handler(config.original_handler)
+        original = load_handler(config.original_handler)
     finally:
         # Init's lines stay in memory; the first invocation's flush sends them.
         session.exit_scope(entered)
 
+    def measured(event: Any, context: Any) -> Any:
+        return run_invocation(session, context, lambda: original(event, context))
 
-_session, _original = _initialise()
+    return measured
 
 
-def handler(event: Any, context: Any) -> Any:
-    """Run the original handler measured, then flush by policy."""
-    if _session is None:
-        return _original(event, context)
-    return run_invocation(_session, context, lambda: _original(event, context))
+#: What the function's handler setting names. It runs the original handler
+#: measured and flushes by policy; with ``COVERAGE_ENABLED=false`` it *is*
+#: the original handler.
+handler: Handler = _initialise()

@@ -8,9 +8,10 @@ handler raises.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from coverage_wrapper.session import ContainerSession
+if TYPE_CHECKING:
+    from coverage_wrapper.session import ContainerSession
 
 R = TypeVar("R")
 

@@ -19,7 +19,7 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -359,7 +359,7 @@ def reset_session() -> None:
 
 
 def _comparable(config: WrapperConfig) -> WrapperConfig:
-    return replace(config, problems=())
+    return config._replace(problems=())
 
 
 def _request_id(context: Any) -> str | None:
