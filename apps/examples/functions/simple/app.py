@@ -22,8 +22,7 @@ def greeting(name: str) -> str:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer an API-style event with a greeting."""
     name = event.get("name", DEFAULT_NAME)
+    body = greeting(name)
     if event.get("shout"):
-        body = greeting(name).upper()
-    else:
-        body = greeting(name)
+        body = body.upper()
     return {"statusCode": 200, "body": body, "length": len(body)}
