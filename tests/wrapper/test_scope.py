@@ -39,39 +39,35 @@ def vendor(root: Path) -> None:
     )
 
 
-def test_vendored_packages_in_the_task_root_are_not_measured(
-    task_root: Path, s3: Any, bucket: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def app(task_root: Path) -> Any:
+    """The function module, with vendored packages and a helper of its own beside it."""
     vendor(task_root)
     write_module(task_root, "helpers.py", "def shout(text):\n    return text.upper()\n")
     write_module(task_root, "app.py", APP)
     import app  # type: ignore[import-not-found]
 
+    return app
+
+
+def test_vendored_packages_in_the_task_root_are_not_measured(
+    app: Any, s3: Any, bucket: str, tmp_path: Path
+) -> None:
     assert coverage_handler(app.handler)({"a": 1}, lambda_context()) == '<{"A": 1}>'
     assert union_lines(uploads(s3, bucket, tmp_path)) == {"app.py": {8, 9}, "helpers.py": {2}}
 
 
-def test_exclude_and_include_patterns(
-    task_root: Path, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_exclude_patterns(
+    app: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vendor(task_root)
-    write_module(task_root, "helpers.py", "def shout(text):\n    return text.upper()\n")
-    write_module(task_root, "app.py", APP)
     monkeypatch.setenv("COVERAGE_EXCLUDE_PATTERNS", "helpers.py")
-    import app
-
     coverage_handler(app.handler)({}, lambda_context())
     assert union_lines(uploads(s3, bucket, tmp_path)) == {"app.py": {8, 9}}
 
 
 def test_include_patterns_replace_the_default_scope(
-    task_root: Path, s3: Any, bucket: str, tmp_path: Path
+    app: Any, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
-    vendor(task_root)
-    write_module(task_root, "helpers.py", "def shout(text):\n    return text.upper()\n")
-    write_module(task_root, "app.py", APP)
-    import app
-
     coverage_handler(include="helpers.py")(app.handler)({}, lambda_context())
     assert union_lines(uploads(s3, bucket, tmp_path)) == {"helpers.py": {2}}
 
