@@ -16,6 +16,7 @@ POSIX only (process groups and job-control signals).
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
 import shutil
@@ -213,7 +214,7 @@ class Container:
         env.update(
             {
                 "_HANDLER": f.handler,
-                "AWS_EXECUTION_ENV": "AWS_Lambda_python{}.{}".format(*sys.version_info[:2]),
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_python{python_version(self.python)}",
                 "AWS_LAMBDA_FUNCTION_NAME": f.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": f.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(f.memory_mb),
@@ -406,9 +407,10 @@ class Container:
                 if runtime is not None and runtime.alive:
                     runtime.popen.send_signal(signal.SIGTERM)
                     step("SIGTERM runtime")
-                    # Answer the runtime's open `next` with a closed connection, so a
-                    # runtime blocked in it gets back to Python and its SIGTERM handler.
-                    self._api.release_runtime()
+                    # Its open `next` request stays open, as on Lambda: awslambdaric
+                    # blocked there runs a Python SIGTERM handler only where it polls
+                    # in a thread (Python 3.12+); elsewhere the default action or the
+                    # kill after the grace ends it.
                     self._wait_exit([runtime], began + self.runtime_grace)
                 self._kill_if_alive(runtime, step)
                 left = self.shutdown_deadline - (time.monotonic() - began)
@@ -522,6 +524,20 @@ class Container:
         if self.frozen:
             self._signal_group(signal.SIGCONT)
             self.frozen = False
+
+
+@functools.cache
+def python_version(python: str) -> str:
+    """``3.X`` of an interpreter (asked once per interpreter)."""
+    if python == sys.executable:
+        return "{}.{}".format(*sys.version_info[:2])
+    answer = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return answer.stdout.strip()
 
 
 def process_state(pid: int) -> str | None:

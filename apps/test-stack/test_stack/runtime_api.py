@@ -74,7 +74,6 @@ class RuntimeApi:
         self.init_error_type: str | None = None
         self.extensions: dict[str, ExtensionRecord] = {}
         self._released = False
-        self._runtime_released = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -152,12 +151,6 @@ class RuntimeApi:
             self._released = True
             self.changed.notify_all()
 
-    def release_runtime(self) -> None:
-        """Close the runtime's open ``next`` request (and any later one) without an answer."""
-        with self.changed:
-            self._runtime_released = True
-            self.changed.notify_all()
-
     def quiescent(self) -> bool:
         """The runtime and every extension wait for their next event (call under the lock)."""
         return (
@@ -173,11 +166,9 @@ class RuntimeApi:
             self.runtime_waiting = True
             self.runtime_next_calls += 1
             self.changed.notify_all()
-            self.changed.wait_for(
-                lambda: self.pending is not None or self._released or self._runtime_released
-            )
+            self.changed.wait_for(lambda: self.pending is not None or self._released)
             self.runtime_waiting = False
-            if self.pending is None or self._runtime_released:
+            if self.pending is None:
                 return None
             invocation, self.pending = self.pending, None
             invocation.delivered_at = time.monotonic()
@@ -285,8 +276,7 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
         def _runtime_next(self) -> None:
             invocation = api._next_invocation()
             if invocation is None:
-                # The environment is shutting down: close without an answer, so
-                # a runtime blocked here returns to Python (and its signal handlers).
+                # The environment is gone: close without an answer.
                 self.close_connection = True
                 return
             self.send_response(200)

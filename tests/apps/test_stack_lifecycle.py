@@ -1,0 +1,334 @@
+"""The local runtime behaves like Lambda: init once, warm reuse, freeze, scale-out, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from test_stack.container import ContainerState, process_state
+from test_stack.layer import Layer
+from test_stack.pytest_fixtures import PoolFactory
+from tests.apps.conftest import LIFECYCLE_DIR, PROBE, event_lines, interpreters
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_warm_container_serves_the_next_invokes(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None)
+    results = [pool.invoke("probe", {}) for _ in range(3)]
+
+    assert all(r.ok for r in results), [r.payload for r in results]
+    assert {r.container_id for r in results} == {results[0].container_id}
+    assert {r.json()["pid"] for r in results} == {results[0].json()["pid"]}
+    assert results[0].init_duration_ms is not None
+    assert [r.init_duration_ms for r in results[1:]] == [None, None]
+    (container,) = pool.containers("probe")
+    assert container.invocations == 3
+
+
+def test_concurrent_invokes_scale_out_and_then_reuse(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None)
+    results: list[Any] = [None] * 3
+    barrier = threading.Barrier(3)
+
+    def call(index: int) -> None:
+        barrier.wait()
+        results[index] = pool.invoke("probe", {"sleep": 0.4})
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({r.container_id for r in results}) == 3
+    assert len({r.json()["pid"] for r in results}) == 3
+    assert all(r.init_duration_ms is not None for r in results)
+    # Three warm containers now: the next invoke is warm and starts nothing.
+    after = pool.invoke("probe", {})
+    assert after.container_id in {r.container_id for r in results}
+    assert after.init_duration_ms is None
+    assert len(pool.containers("probe")) == 3
+
+
+def test_the_concurrency_limit_queues_invokes(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None, max_concurrency=1)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(pool.invoke("probe", {"sleep": 0.2})))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({r.container_id for r in results}) == 1
+    assert len(pool.containers("probe")) == 1
+
+
+def test_a_frozen_container_runs_no_thread(local_lambda: PoolFactory, tmp_path: Path) -> None:
+    ticker = tmp_path / "ticks"
+    probe = PROBE.with_environment(TICKER_FILE=str(ticker))
+    pool = local_lambda([probe], idle_timeout=None)
+
+    first = pool.invoke("probe", {"sleep": 0.2})
+    (container,) = pool.containers("probe")
+    assert container.frozen
+    assert {process_state(pid) for pid in container.pids} == {"T"}
+    frozen_at = int(ticker.read_text())
+    # The thread ran while the invoke did...
+    assert frozen_at >= first.json()["ticks"] > 5
+    time.sleep(0.3)
+    # ...and not one tick while the container was frozen.
+    assert int(ticker.read_text()) == frozen_at
+
+    second = pool.invoke("probe", {"sleep": 0.1})
+    assert second.json()["ticks"] > frozen_at
+    assert second.container_id == first.container_id
+
+
+def test_a_retired_container_gets_sigterm_then_shutdown(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    probe = replace(PROBE, layer=recorder_layer).with_environment(EVENTS_FILE=str(events_file))
+    pool = local_lambda([probe], idle_timeout=None)
+    result = pool.invoke("probe", {})
+    (container,) = pool.containers("probe")
+    assert container.extension_names == ["recorder"]
+    pids = container.pids
+
+    (report,) = pool.retire("probe")
+
+    assert report.actions() == ["SIGTERM runtime", "SHUTDOWN recorder"]
+    assert event_lines(events_file) == [
+        "extension registered recorder",
+        "runtime started",
+        f"extension INVOKE {result.request_id}",
+        # SIGTERM ended the runtime before the extension heard of the shutdown.
+        "extension SHUTDOWN spindown runtime-gone",
+    ]
+    assert report.exit_codes == {"recorder": 0, "runtime": -signal.SIGTERM}
+    assert container.state is ContainerState.RETIRED
+    assert not pool.containers()
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+BLOCKING_POLL = {v: p for v, p in interpreters().items() if v < (3, 12)}
+
+
+PYTHONS = sorted(interpreters().items())
+
+
+@pytest.mark.parametrize(
+    "python", [path for _, path in PYTHONS], ids=[f"python{a}.{b}" for (a, b), _ in PYTHONS]
+)
+def test_a_runtime_that_waits_for_sigterm_in_a_thread_gets_it_before_shutdown(
+    local_lambda: PoolFactory,
+    recorder_layer: Layer,
+    events_file: Path,
+    python: str,
+) -> None:
+    probe = replace(PROBE, layer=recorder_layer).with_environment(
+        EVENTS_FILE=str(events_file), SIGTERM_HANDLER="thread"
+    )
+    pool = local_lambda([probe], idle_timeout=None, python=python)
+    pool.invoke("probe", {})
+
+    (report,) = pool.retire("probe")
+
+    assert report.actions() == ["SIGTERM runtime", "SHUTDOWN recorder"]
+    assert event_lines(events_file)[-2:] == [
+        "runtime SIGTERM",
+        "extension SHUTDOWN spindown runtime-gone",
+    ]
+    assert report.exit_codes == {"recorder": 0, "runtime": 0}
+
+
+@pytest.mark.skipif(not BLOCKING_POLL, reason="no Python before 3.12 with awslambdaric here")
+def test_before_python_3_12_a_python_signal_handler_never_runs(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    # awslambdaric waits for the next event inside native code on the main
+    # thread there, so a Python signal handler cannot run: the grace runs out
+    # and the runtime is killed. (From 3.12 it polls in a thread, and the
+    # handler runs only when the signal happens to reach the main thread.)
+    python = BLOCKING_POLL[max(BLOCKING_POLL)]
+    probe = replace(PROBE, layer=recorder_layer).with_environment(
+        EVENTS_FILE=str(events_file), SIGTERM_HANDLER="signal"
+    )
+    pool = local_lambda([probe], idle_timeout=None, python=python, runtime_grace=0.3)
+    pool.invoke("probe", {})
+
+    (report,) = pool.retire("probe")
+
+    assert report.actions() == ["SIGTERM runtime", "SIGKILL runtime", "SHUTDOWN recorder"]
+    assert "runtime SIGTERM" not in event_lines(events_file)
+    assert report.exit_codes == {"recorder": 0, "runtime": -signal.SIGKILL}
+
+
+def test_what_ignores_the_shutdown_is_killed_at_the_deadline(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    probe = replace(PROBE, layer=recorder_layer).with_environment(
+        EVENTS_FILE=str(events_file),
+        SIGTERM_HANDLER="signal",
+        SIGTERM_EXITS="0",
+        RECORDER_IGNORE_SHUTDOWN="1",
+    )
+    pool = local_lambda([probe], idle_timeout=None, runtime_grace=0.2, shutdown_deadline=0.6)
+    pool.invoke("probe", {})
+
+    (report,) = pool.retire("probe")
+
+    assert report.actions() == [
+        "SIGTERM runtime",
+        "SIGKILL runtime",
+        "SHUTDOWN recorder",
+        "SIGKILL recorder",
+    ]
+    times = {what: when for when, what in report.steps}
+    assert 0.2 <= times["SIGKILL runtime"] < 0.6
+    assert 0.6 <= times["SIGKILL recorder"] < 1.5
+    assert report.exit_codes == {"recorder": -9, "runtime": -9}
+    assert event_lines(events_file)[-1] == "extension SHUTDOWN spindown runtime-gone"
+
+
+def test_without_extensions_the_runtime_is_killed_without_sigterm(
+    local_lambda: PoolFactory, events_file: Path
+) -> None:
+    probe = PROBE.with_environment(EVENTS_FILE=str(events_file), SIGTERM_HANDLER="signal")
+    pool = local_lambda([probe], idle_timeout=None)
+    pool.invoke("probe", {})
+
+    (report,) = pool.retire()
+
+    assert report.actions() == ["SIGKILL runtime"]
+    assert report.exit_codes == {"runtime": -9}
+    assert event_lines(events_file) == ["runtime started"]
+
+
+def test_idle_containers_are_retired(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=0.3)
+    first = pool.invoke("probe", {})
+
+    limit = time.monotonic() + 5
+    while pool.containers() and time.monotonic() < limit:
+        time.sleep(0.05)
+
+    assert not pool.containers()
+    assert [(r.container_id, r.reason) for r in pool.retired] == [(first.container_id, "spindown")]
+    assert pool.invoke("probe", {}).init_duration_ms is not None
+
+
+def test_an_invoke_past_the_timeout_fails_and_resets_the_sandbox(
+    local_lambda: PoolFactory,
+) -> None:
+    pool = local_lambda([replace(PROBE, timeout=0.5)], idle_timeout=None)
+    started = time.monotonic()
+    result = pool.invoke("probe", {"sleep": 30})
+
+    assert time.monotonic() - started < 5
+    assert result.error_type == "Sandbox.Timedout"
+    assert result.function_error == "Unhandled"
+    assert "Task timed out after 0.50 seconds" in result.json()["errorMessage"]
+    assert [r.reason for r in pool.retired] == ["timeout"]
+    assert not pool.containers()
+    assert pool.invoke("probe", {}).init_duration_ms is not None
+
+
+def test_the_remaining_time_follows_the_timeout(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([replace(PROBE, timeout=3)], idle_timeout=None)
+    remaining = pool.invoke("probe", {}).json()["remaining_ms"]
+    assert 2000 < remaining <= 3000
+
+
+def test_a_runtime_that_dies_fails_the_invoke(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None)
+    result = pool.invoke("probe", {"exit": 3})
+
+    assert result.error_type == "Runtime.ExitError"
+    assert "exit status 3" in result.json()["errorMessage"]
+    assert [r.reason for r in pool.retired] == ["failure"]
+    assert pool.invoke("probe", {}).ok
+
+
+def test_an_init_error_is_the_invoke_answer(local_lambda: PoolFactory) -> None:
+    broken = replace(PROBE, name="broken", handler="nowhere.handler")
+    pool = local_lambda([broken], idle_timeout=None)
+    result = pool.invoke("broken", {})
+
+    assert result.error_type == "Runtime.ImportModuleError"
+    assert "nowhere" in result.json()["errorMessage"]
+    assert not pool.containers()
+
+
+def test_the_caller_does_not_wait_for_extension_work(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    probe = replace(PROBE, layer=recorder_layer).with_environment(
+        EVENTS_FILE=str(events_file), RECORDER_INVOKE_WORK="0.4"
+    )
+    pool = local_lambda([probe], idle_timeout=None)
+    pool.invoke("probe", {})
+    started = time.monotonic()
+    result = pool.invoke("probe", {})
+    elapsed = time.monotonic() - started
+
+    # The answer came at once; the invoke phase ended when the extension was done.
+    assert result.duration_ms < 300
+    assert elapsed >= 0.4
+    (container,) = pool.containers()
+    assert container.frozen
+
+
+def test_the_sandbox_looks_like_lambda(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    recorder_layer.python_dir.mkdir()
+    probe = replace(PROBE, layer=recorder_layer, memory_mb=512).with_environment(
+        PROBE_SETTING="from the function", RECORDER_EVENTS="SHUTDOWN", EVENTS_FILE=str(events_file)
+    )
+    pool = local_lambda([probe], idle_timeout=None)
+    first, second = pool.invoke("probe", {"sleep": 0.3}), None
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(pool.invoke("probe", {"sleep": 0.3})))
+    thread.start()
+    second = pool.invoke("probe", {"sleep": 0.3})
+    thread.join()
+    answers = [first.json(), second.json(), results[0].json()]
+    env = answers[0]["environment"]
+
+    assert answers[0]["cwd"] == str(LIFECYCLE_DIR)
+    assert env["LAMBDA_TASK_ROOT"] == str(LIFECYCLE_DIR)
+    assert env["_HANDLER"] == "probe.handler"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "probe"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/probe"
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"].endswith(first.container_id)
+    assert env["AWS_REGION"] == "us-east-1"
+    assert env["PROBE_SETTING"] == "from the function"
+    # /var/task, then /opt/python; nothing of the development environment's path.
+    assert env["PYTHONPATH"] == f"{LIFECYCLE_DIR}{os.pathsep}{recorder_layer.python_dir}"
+    sys_path = answers[0]["sys_path"]
+    assert sys_path.index(str(LIFECYCLE_DIR)) < sys_path.index(str(recorder_layer.python_dir))
+    assert not [p for p in sys_path if "apps/test-stack" in p]
+    # Each sandbox has its own Runtime API and its own /tmp.
+    assert len({a["environment"]["AWS_LAMBDA_RUNTIME_API"] for a in answers}) == 2
+    assert len({a["environment"]["TMPDIR"] for a in answers}) == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
