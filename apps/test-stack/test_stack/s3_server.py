@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
@@ -33,6 +34,8 @@ def moto_s3_server() -> Iterator[str]:
     """Run moto's server on 127.0.0.1 for the duration of the block; yield its URL."""
     from moto.server import ThreadedMotoServer
 
+    # The server logs every request through werkzeug; keep the output readable.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
