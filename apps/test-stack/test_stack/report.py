@@ -124,6 +124,37 @@ def write_reports(data_file: Path, html_dir: Path, *, title: str) -> tuple[str, 
     return table.getvalue(), total
 
 
+def download_and_merge(
+    s3: S3Client, bucket: str, prefix: str, code_dirs: Mapping[str, Path], out_dir: Path
+) -> tuple[CoverageData, list[StoredFile], list[tuple[str, str]]]:
+    """Download every data file under ``s3://bucket/prefix`` and merge them into ``out_dir``.
+
+    Returns the merged data (``out_dir/.coverage``), what was listed, and what
+    was left out with the reason.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    downloads = out_dir / "downloads"
+    if downloads.exists():
+        shutil.rmtree(downloads)
+    downloads.mkdir()
+    stored = list_data_files(s3, bucket, prefix)
+    local: list[tuple[Path, str]] = []
+    skipped: list[tuple[str, str]] = []
+    keys: dict[str, str] = {}
+    for number, item in enumerate(stored):
+        if item.size > MAX_OBJECT_BYTES:
+            skipped.append((item.key, f"{item.size} bytes is more than {MAX_OBJECT_BYTES}"))
+            continue
+        path = downloads / f"{number:05d}.coverage"
+        s3.download_file(bucket, item.key, str(path))
+        local.append((path, item.function))
+        keys[str(path)] = item.key
+    combined, left_out = merge(local, code_dirs, out_dir / ".coverage")
+    # Name the S3 object rather than the temporary download.
+    skipped += [(keys.get(path, path), why) for path, why in left_out]
+    return combined, stored, skipped
+
+
 def report_from_s3(
     s3: S3Client,
     bucket: str,
@@ -134,26 +165,8 @@ def report_from_s3(
     title: str = "Lambda Coverage: test stack",
 ) -> CoverageReport:
     """Download, merge and report everything under ``s3://bucket/prefix``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    downloads = out_dir / "downloads"
-    if downloads.exists():
-        shutil.rmtree(downloads)
-    downloads.mkdir()
-    stored = list_data_files(s3, bucket, prefix)
-    local: list[tuple[Path, str]] = []
-    skipped: list[tuple[str, str]] = []
-    for number, item in enumerate(stored):
-        if item.size > MAX_OBJECT_BYTES:
-            skipped.append((item.key, f"{item.size} bytes is more than {MAX_OBJECT_BYTES}"))
-            continue
-        path = downloads / f"{number:05d}.coverage"
-        s3.download_file(bucket, item.key, str(path))
-        local.append((path, item.function))
+    combined, stored, skipped = download_and_merge(s3, bucket, prefix, code_dirs, out_dir)
     data_file = out_dir / ".coverage"
-    combined, left_out = merge(local, code_dirs, data_file)
-    # Name the S3 object rather than the temporary download in what is reported.
-    by_path = {str(downloads / f"{n:05d}.coverage"): s.key for n, s in enumerate(stored)}
-    skipped += [(by_path.get(p, p), why) for p, why in left_out]
     html_dir = out_dir / "html"
     if combined.measured_files():
         table, total = write_reports(data_file, html_dir, title=title)
