@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -205,6 +206,7 @@ class LocalRun:
     outcomes: list[Outcome]
     report: CoverageReport
     elapsed_s: float
+    bucket: str
 
 
 def run_local(
@@ -228,15 +230,18 @@ def run_local(
 
     started = time.monotonic()
     names = sorted({s.function for s in scenarios})
+    # moto keeps its state per process, not per server: a bucket of our own
+    # keeps an earlier run's files in this process out of this run's report.
+    bucket = f"{LOCAL_BUCKET}-{uuid.uuid4().hex[:8]}"
     with (
         tempfile.TemporaryDirectory(prefix="lambda-coverage-run-") as work,
         moto_s3_server() as url,
     ):
         s3 = s3_client(url)
-        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.create_bucket(Bucket=bucket)
         layer = build_wrapper_layer(Path(work) / "opt")
         functions = [
-            instrument(CATALOGUE[name], layer=layer, bucket=LOCAL_BUCKET, prefix=COVERAGE_PREFIX)
+            instrument(CATALOGUE[name], layer=layer, bucket=bucket, prefix=COVERAGE_PREFIX)
             for name in names
         ]
         with LocalLambda(
@@ -256,8 +261,8 @@ def run_local(
             )
         # Every container is retired by now, so anything sent at shutdown is in S3 too.
         code_dirs = {name: CATALOGUE[name].code_dir for name in names}
-        report = report_from_s3(s3, LOCAL_BUCKET, COVERAGE_PREFIX, code_dirs, out_dir)
-    return LocalRun(outcomes, report, time.monotonic() - started)
+        report = report_from_s3(s3, bucket, COVERAGE_PREFIX, code_dirs, out_dir)
+    return LocalRun(outcomes, report, time.monotonic() - started, bucket)
 
 
 # AWS target --------------------------------------------------------------------
