@@ -80,3 +80,18 @@ bump-patch bump-minor bump-major: $(HATCH) ## Bump a package's version: make bum
 clean: ## Remove build output, caches and the environments
 	rm -rf $(VENV) .hatch dist build out .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- Load tests of the test stack --------------------------------------------
+# The local runtime (awslambdaric containers, moto's S3) by default; a deployed
+# stack with ARGS="--target aws --stack NAME". More options: ARGS="--help".
+ARGS ?=
+
+.PHONY: load-test load-test-quick load-test-full
+load-test: install ## Load-test the test stack, 2 iterations (ARGS="--target aws --stack NAME" for AWS)
+	$(HATCH) run python -m test_stack.loadtest --iterations 2 $(ARGS)
+
+load-test-quick: install ## Load-test the test stack, 1 iteration
+	$(HATCH) run python -m test_stack.loadtest --iterations 1 $(ARGS)
+
+load-test-full: install ## Load-test the test stack, 5 iterations
+	$(HATCH) run python -m test_stack.loadtest --iterations 5 $(ARGS)
