@@ -83,15 +83,15 @@ clean: ## Remove build output, caches and the environments
 
 # --- Load tests of the test stack --------------------------------------------
 # The local runtime (awslambdaric containers, moto's S3) by default; a deployed
-# stack with ARGS="--target aws --stack NAME". More options: ARGS="--help".
-ARGS ?=
+# stack with LOAD_TEST_ARGS="--target aws --stack NAME"; more: LOAD_TEST_ARGS=--help.
+LOAD_TEST_ARGS ?=
 
 .PHONY: load-test load-test-quick load-test-full
-load-test: install ## Load-test the test stack, 2 iterations (ARGS="--target aws --stack NAME" for AWS)
-	$(HATCH) run python -m test_stack.loadtest --iterations 2 $(ARGS)
+load-test: install ## Load-test the test stack, 2 iterations (LOAD_TEST_ARGS="--target aws --stack NAME")
+	$(HATCH) run python -m test_stack.loadtest --iterations 2 $(LOAD_TEST_ARGS)
 
 load-test-quick: install ## Load-test the test stack, 1 iteration
-	$(HATCH) run python -m test_stack.loadtest --iterations 1 $(ARGS)
+	$(HATCH) run python -m test_stack.loadtest --iterations 1 $(LOAD_TEST_ARGS)
 
 load-test-full: install ## Load-test the test stack, 5 iterations
-	$(HATCH) run python -m test_stack.loadtest --iterations 5 $(ARGS)
+	$(HATCH) run python -m test_stack.loadtest --iterations 5 $(LOAD_TEST_ARGS)
