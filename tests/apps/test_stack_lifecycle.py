@@ -270,6 +270,14 @@ def test_an_init_error_is_the_invoke_answer(local_lambda: PoolFactory) -> None:
     assert not pool.containers()
 
 
+def test_a_container_that_cannot_start_leaves_nothing_behind(local_lambda: PoolFactory) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None, python="/nonexistent/python3")
+    with pytest.raises(FileNotFoundError):
+        pool.invoke("probe", {})
+    assert not pool.containers()
+    assert [r.reason for r in pool.retired] == ["failure"]
+
+
 def test_the_caller_does_not_wait_for_extension_work(
     local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
 ) -> None:

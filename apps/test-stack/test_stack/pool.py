@@ -119,21 +119,29 @@ class LocalLambda:
                     container.start()
                 except InitFailure as failure:
                     self._record_retired(container)
-                    return InvokeResult(
-                        function=function_name,
-                        request_id=str(uuid.uuid4()),
-                        container_id=container.id,
-                        payload=json.dumps(failure.payload).encode(),
-                        error_type=failure.error_type,
-                        duration_ms=0.0,
-                        init_duration_ms=None,
-                    )
+                    return self._init_failed(container, failure)
+                except BaseException:
+                    # Could not even start (e.g. the interpreter is missing): leave nothing behind.
+                    container.retire("failure")
+                    self._record_retired(container)
+                    raise
             result = container.invoke(body)
             if container.state is ContainerState.RETIRED:
                 self._record_retired(container)
             return result
         finally:
             self._release(container)
+
+    def _init_failed(self, container: Container, failure: InitFailure) -> InvokeResult:
+        return InvokeResult(
+            function=container.function.name,
+            request_id=str(uuid.uuid4()),
+            container_id=container.id,
+            payload=json.dumps(failure.payload).encode(),
+            error_type=failure.error_type,
+            duration_ms=0.0,
+            init_duration_ms=None,
+        )
 
     def _function(self, name: str) -> LambdaFunction:
         try:

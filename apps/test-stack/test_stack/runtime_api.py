@@ -96,7 +96,8 @@ class RuntimeApi:
     def close(self) -> None:
         """Stop the server; open ``next`` requests are closed unanswered."""
         self.release_waiters()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     # Driving the lifecycle ---------------------------------------------------
