@@ -18,7 +18,7 @@ from awslambdaric.lambda_context import LambdaContext
 
 from coverage_wrapper.identity import reset_container_id
 from coverage_wrapper.session import reset_session
-from tests.wrapper.s3_servers import moto_server
+from tests.wrapper.s3_servers import moto_s3_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -31,7 +31,7 @@ _bucket_numbers = itertools.count(1)
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1, shared by the whole session."""
-    with moto_server() as url:
+    with moto_s3_server() as url:
         yield url
 
 
