@@ -257,6 +257,14 @@ class ContainerSession:
             )
         return self._uploader
 
+    @property
+    def upload_pause_reason(self) -> str | None:
+        """Why uploads are paused, if they are (never creates the uploader)."""
+        uploader = self._uploader
+        if uploader is not None and uploader.paused:
+            return uploader.pause_reason
+        return None
+
     def probe_bucket(self) -> dict[str, Any]:
         """Check, at most every few minutes, that the bucket accepts a write."""
         now = time.monotonic()
