@@ -76,11 +76,6 @@ class ContainerSession:
         self._flush_lock = threading.Lock()
         self._probe: tuple[float, dict[str, Any]] | None = None
 
-    @property
-    def enabled(self) -> bool:
-        """Whether coverage is switched on for this process."""
-        return self.measurement is not None
-
     # Scopes -----------------------------------------------------------------
 
     def enter_scope(self) -> bool:
