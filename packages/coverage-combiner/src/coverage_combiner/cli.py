@@ -1,0 +1,192 @@
+"""``lambda-coverage``: combine data files into reports from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, TextIO
+
+from coverage_combiner.__about__ import __version__
+from coverage_combiner.combine import CombineOptions, combine
+from coverage_combiner.errors import CombinerError
+from coverage_combiner.outputs import DEFAULT_FORMATS, FORMATS, parse_formats, write_outputs
+from coverage_combiner.remap import PathRemapper
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BELOW_THRESHOLD = 3
+EXIT_PARTIAL = 4
+
+EPILOG = f"""\
+exit codes:
+  {EXIT_OK}  success
+  {EXIT_ERROR}  error (nothing usable was produced, or a report could not be made)
+  {EXIT_USAGE}  usage error
+  {EXIT_BELOW_THRESHOLD}  total coverage below --fail-under
+  {EXIT_PARTIAL}  partial: some inputs were rejected (listed); the rest was merged and reported
+"""
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="lambda-coverage",
+        description="Merge Lambda Coverage data files into one report.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "combine",
+        help="merge data files from S3, folders or files and write reports",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    run.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="s3://bucket/prefix, a folder or a file"
+    )
+    run.add_argument("--output", "-o", required=True, help="a folder, or s3://bucket/prefix")
+    run.add_argument(
+        "--format",
+        default=",".join(DEFAULT_FORMATS),
+        help=f"comma-separated, any of {', '.join(FORMATS)} (default: %(default)s)",
+    )
+    run.add_argument(
+        "--source-root",
+        action="append",
+        default=[],
+        metavar="[FUNCTION=]PATH",
+        help="where the functions' code is (repeat FUNCTION=PATH for one root per function)",
+    )
+    run.add_argument("--source-zip", metavar="ZIP", help="read the source from the deployment zip")
+    run.add_argument(
+        "--paths", action="append", default=[], metavar="FROM=TO", help="map a path prefix"
+    )
+    run.add_argument("--function", help="only this function")
+    run.add_argument(
+        "--version",
+        dest="function_version",
+        default="latest",
+        metavar="V|latest|all",
+        help="which deployed version per function (default: latest)",
+    )
+    run.add_argument("--since", type=_day, help="only data from this day on (YYYY-MM-DD, UTC)")
+    run.add_argument("--until", type=_day, help="only data up to this day (YYYY-MM-DD, UTC)")
+    run.add_argument("--fail-under", type=float, metavar="PCT", help="exit 3 below this total %%")
+    run.add_argument(
+        "--jobs", type=_positive, default=8, help="parallel fetches (default: %(default)s)"
+    )
+    run.add_argument(
+        "--all-snapshots",
+        action="store_true",
+        help="read every snapshot, not only the newest per process (same result, slower)",
+    )
+    run.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
+    run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    return parser
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        self.stream.write(f"\r{stage:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    out, err = sys.stdout, sys.stderr
+    try:
+        formats = parse_formats(args.format)
+        remap = PathRemapper.build(
+            paths=args.paths, source_roots=args.source_root, source_zip=args.source_zip
+        )
+        output_prefix = args.output if args.output.startswith("s3://") else None
+        result = combine(
+            args.sources,
+            CombineOptions(
+                function=args.function,
+                version=args.function_version,
+                since=args.since,
+                until=args.until,
+                jobs=args.jobs,
+                newest_snapshot_only=not args.all_snapshots,
+                exclude_prefix=output_prefix.split("/", 3)[3]
+                if output_prefix and output_prefix.count("/") >= 3
+                else None,
+            ),
+            progress=_Progress(err, not args.quiet),
+        )
+        written = write_outputs(result, args.output, formats=formats, remap=remap)
+    except (CombinerError, ValueError) as exc:
+        err.write(f"lambda-coverage: error: {exc}\n")
+        return EXIT_ERROR
+    summary = written.summary
+    if args.json:
+        out.write(json.dumps({**summary, "outputs": written.outputs}, indent=2) + "\n")
+    elif not args.quiet:
+        _print_human(out, summary, written.outputs)
+    for warning in result.warnings:
+        if not args.quiet:
+            err.write(f"lambda-coverage: warning: {warning}\n")
+    for name, reason in result.rejected:
+        err.write(f"lambda-coverage: rejected {name}: {reason}\n")
+    if written.missing_source is not None:
+        err.write(f"lambda-coverage: error: {written.missing_source}\n")
+        return EXIT_ERROR
+    totals = summary.get("totals")
+    if args.fail_under is not None and totals and totals["percent_covered"] < args.fail_under:
+        err.write(
+            f"lambda-coverage: total coverage {totals['percent_covered']:.2f}% is below "
+            f"--fail-under {args.fail_under:g}\n"
+        )
+        return EXIT_BELOW_THRESHOLD
+    return EXIT_PARTIAL if result.partial else EXIT_OK
+
+
+def _print_human(out: TextIO, summary: dict[str, Any], outputs: dict[str, str]) -> None:
+    from coverage_combiner.summary import render_markdown
+
+    out.write(render_markdown(summary))
+    out.write("\n")
+    for kind, where in outputs.items():
+        out.write(f"{kind:<9} {where}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

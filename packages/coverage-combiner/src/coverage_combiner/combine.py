@@ -1,0 +1,151 @@
+"""Combine: list the sources, fetch in parallel, validate, merge, choose versions.
+
+This is the library's lower-level entry point; :mod:`coverage_combiner.outputs`
+turns its result into reports, and :mod:`coverage_combiner.api` and the CLI
+put the two together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+from coverage_combiner.keys import DataKey, key_segment, parse_key
+from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions
+from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected, read_data_file
+from coverage_combiner.sources import Input, list_source
+
+#: Called with (stage, done, total) as work progresses: stage is listing, fetching or merging.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class CombineOptions:
+    """What to take from the sources."""
+
+    function: str | None = None
+    version: str = "latest"
+    since: date | None = None
+    until: date | None = None
+    jobs: int = 8
+    max_bytes: int = DEFAULT_MAX_BYTES
+    #: Read only the newest snapshot of each process (the wrapper's snapshots
+    #: are cumulative, so the result is the same, from far fewer files).
+    newest_snapshot_only: bool = True
+    #: Keys under this prefix are outputs of a combiner, never inputs.
+    exclude_prefix: str | None = None
+
+
+@dataclass
+class CombineResult:
+    """The merged data and everything worth telling about how it was made."""
+
+    merged: Merged
+    versions: VersionChoice
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    superseded: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Some inputs could not be merged."""
+        return bool(self.rejected)
+
+
+def combine(
+    sources: Sequence[str], options: CombineOptions | None = None, progress: Progress | None = None
+) -> CombineResult:
+    """Merge every data file of ``sources`` (``s3://bucket/prefix``, folders, files)."""
+    options = options or CombineOptions()
+    report = progress or (lambda stage, done, total: None)
+    inputs: list[Input] = []
+    skipped: list[str] = []
+    for number, spec in enumerate(sources, 1):
+        listing = list_source(spec, exclude_prefix=options.exclude_prefix)
+        inputs.extend(listing.inputs)
+        skipped.extend(listing.skipped)
+        report("listing", number, len(sources))
+    chosen, superseded = _choose(inputs, options)
+    merger = Merger()
+    rejected: list[tuple[str, str]] = []
+
+    def load(item: Input) -> tuple[Input, object]:
+        if item.size > options.max_bytes:
+            return item, Rejected(
+                f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
+            )
+        try:
+            return item, read_data_file(item.name, item.fetch(), max_bytes=options.max_bytes)
+        except Rejected as exc:
+            return item, exc
+        except Exception as exc:  # noqa: BLE001 - a fetch that failed after its retries
+            return item, Rejected(f"could not be fetched: {exc}")
+
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        for done, (item, outcome) in enumerate(pool.map(load, chosen), 1):
+            if isinstance(outcome, Rejected):
+                rejected.append((item.name, str(outcome)))
+            else:
+                merger.add(outcome)  # type: ignore[arg-type]
+            report("merging", done, len(chosen))
+    merged, mixed = merger.result()
+    rejected.extend(mixed)
+    if options.function is not None:
+        merged = _only_function(merged, options.function)
+    merged, versions = select_versions(merged, options.version)
+    warnings = [
+        f"{function}: data from versions {', '.join(versions.kept[function] + dropped)}; "
+        f"reporting {', '.join(versions.kept[function]) or 'none'} only "
+        f"(--version {options.version}); use --version all to merge them or --version V to choose"
+        for function, dropped in sorted(versions.dropped.items())
+    ]
+    return CombineResult(
+        merged=merged,
+        versions=versions,
+        rejected=sorted(rejected),
+        skipped=skipped,
+        superseded=superseded,
+        warnings=warnings,
+    )
+
+
+def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:
+    """Apply the key-level filters; keep the newest snapshot per process. Count the rest."""
+    wanted = key_segment(options.function) if options.function is not None else None
+    newest: dict[tuple[str, str, int], tuple[DataKey, Input]] = {}
+    chosen: list[Input] = []
+    candidates = 0
+    for item in inputs:
+        key = parse_key(item.name)
+        day = key.day if key else (item.modified.date() if item.modified else None)
+        if _outside(day, options) or (key and wanted is not None and key.function != wanted):
+            continue
+        if key is None or not options.newest_snapshot_only:
+            chosen.append(item)
+            continue
+        candidates += 1
+        writer = (key.function, key.container, key.pid)
+        current = newest.get(writer)
+        if current is None or key.seq > current[0].seq:
+            newest[writer] = (key, item)
+    chosen.extend(item for _, item in newest.values())
+    chosen.sort(key=lambda i: i.name)
+    return chosen, candidates - len(newest)
+
+
+def _outside(day: date | None, options: CombineOptions) -> bool:
+    if day is None:
+        return False
+    return bool((options.since and day < options.since) or (options.until and day > options.until))
+
+
+def _only_function(merged: Merged, function: str) -> Merged:
+    from coverage_combiner.merge import split_context
+
+    result = Merged(has_arcs=merged.has_arcs, inputs=list(merged.inputs))
+    result.lines = {k: v for k, v in merged.lines.items() if split_context(k[0])[0] == function}
+    result.arcs = {k: v for k, v in merged.arcs.items() if split_context(k[0])[0] == function}
+    return result

@@ -1,0 +1,232 @@
+"""Write what a combine produced: the data file and the reports, atomically.
+
+Every file is written under a temporary name and renamed into place (the HTML
+folder is built aside and swapped in), so a reader never sees half a report;
+to S3 each file is one PUT. Every output name is checked to stay inside the
+output folder or prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coverage_combiner.combine import CombineResult
+from coverage_combiner.errors import CombinerError, MissingSourceError
+from coverage_combiner.merge import Merged, split_context
+from coverage_combiner.remap import PathRemapper
+from coverage_combiner.summary import build_summary, render_markdown
+
+FORMATS = ("data", "json", "xml", "lcov", "html", "markdown")
+DEFAULT_FORMATS = ("data", "json", "html")
+FILE_NAMES = {
+    "data": ".coverage",
+    "json": "coverage-summary.json",
+    "xml": "coverage.xml",
+    "lcov": "coverage.lcov",
+    "html": "html",
+    "markdown": "coverage-summary.md",
+}
+
+
+@dataclass
+class Written:
+    """Where each output went, the summary, and the problem that stopped reports, if any."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    missing_source: MissingSourceError | None = None
+
+
+def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``data,json,html`` → a tuple of known formats, or a clear error."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    formats = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise CombinerError(
+            f"unknown format(s) {', '.join(unknown)}: choose from {', '.join(FORMATS)}"
+        )
+    return formats
+
+
+def write_outputs(
+    result: CombineResult,
+    destination: str,
+    *,
+    formats: Sequence[str] = DEFAULT_FORMATS,
+    remap: PathRemapper | None = None,
+) -> Written:
+    """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``."""
+    remap = remap or PathRemapper()
+    with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
+        staging = Path(work) / "out"
+        staging.mkdir()
+        written = _render(result, staging, formats, remap)
+        if destination.startswith("s3://"):
+            written.outputs = _publish_s3(staging, destination)
+        else:
+            written.outputs = _publish_local(staging, Path(destination))
+    return written
+
+
+def _render(
+    result: CombineResult, staging: Path, formats: Sequence[str], remap: PathRemapper
+) -> Written:
+    data_path = staging / FILE_NAMES["data"]
+    write_data_file(result.merged, data_path, remap)
+    written = Written()
+    reports = [f for f in formats if f in ("xml", "lcov", "html")]
+    needs_analysis = bool(reports) or "json" in formats or "markdown" in formats
+    coverage_json: dict[str, Any] | None = None
+    if needs_analysis and result.merged.files():
+        missing = missing_sources(data_path)
+        if missing:
+            written.missing_source = MissingSourceError(missing)
+        else:
+            coverage_json = _coverage_reports(data_path, staging, reports)
+    written.summary = build_summary(result, coverage_json, remap)
+    if "json" in formats:
+        (staging / FILE_NAMES["json"]).write_text(json.dumps(written.summary, indent=2))
+    if "markdown" in formats:
+        (staging / FILE_NAMES["markdown"]).write_text(render_markdown(written.summary))
+    if "data" not in formats:
+        data_path.unlink()
+    return written
+
+
+def write_data_file(merged: Merged, path: Path, remap: PathRemapper) -> None:
+    """Write the merged data as a standard coverage.py data file."""
+    from coverage import CoverageData
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = CoverageData(basename=str(path), no_disk=False)
+    by_context: dict[str, dict[str, Any]] = {}
+    source = merged.arcs if merged.has_arcs else merged.lines
+    for (context, measured_path), values in source.items():
+        function, _ = split_context(context)
+        local = remap.map(measured_path, function)
+        target = by_context.setdefault(context, {})
+        target.setdefault(local, set()).update(values)
+    if not by_context:
+        # An empty but valid data file: coverage.py reads it and reports nothing.
+        data.touch_files([])
+    for context in sorted(by_context):
+        data.set_context(context)
+        files = {name: sorted(values) for name, values in by_context[context].items()}
+        if merged.has_arcs:
+            data.add_arcs(files)
+        else:
+            data.add_lines(files)
+    data.write()
+
+
+def missing_sources(data_path: Path) -> list[str]:
+    """Measured files whose source cannot be read (on disk or inside a zip)."""
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(data_path))
+    data.read()
+    return sorted(name for name in data.measured_files() if not _source_exists(name))
+
+
+def _source_exists(name: str) -> bool:
+    if os.path.exists(name):
+        return True
+    archive, sep, member = name.partition(".zip/")
+    if not sep:
+        return False
+    try:
+        with zipfile.ZipFile(archive + ".zip") as bundle:
+            return member in bundle.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _coverage_reports(data_path: Path, staging: Path, reports: Sequence[str]) -> dict[str, Any]:
+    from coverage import Coverage
+
+    cov = Coverage(data_file=str(data_path), config_file=False)
+    cov.load()
+    json_path = staging / ".coverage-report.json"
+    cov.json_report(outfile=str(json_path), show_contexts=True, pretty_print=False)
+    report: dict[str, Any] = json.loads(json_path.read_text())
+    json_path.unlink()
+    if "xml" in reports:
+        cov.xml_report(outfile=str(staging / FILE_NAMES["xml"]))
+    if "lcov" in reports:
+        cov.lcov_report(outfile=str(staging / FILE_NAMES["lcov"]))
+    if "html" in reports:
+        cov.html_report(
+            directory=str(staging / FILE_NAMES["html"]),
+            show_contexts=True,
+            title="Lambda Coverage",
+        )
+    return report
+
+
+def safe_target(base: Path, relative: str) -> Path:
+    """``base / relative``, refusing anything that would land outside ``base``."""
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base.resolve()):
+        raise CombinerError(f"refusing to write {relative!r} outside {base}")
+    return target
+
+
+def _publish_local(staging: Path, destination: Path) -> dict[str, str]:
+    destination.mkdir(parents=True, exist_ok=True)
+    outputs: dict[str, str] = {}
+    for kind, name in FILE_NAMES.items():
+        source = staging / name
+        if not source.exists():
+            continue
+        target = safe_target(destination, name)
+        if source.is_dir():
+            _swap_folder(source, target)
+        else:
+            temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            shutil.copyfile(source, temporary)
+            os.replace(temporary, target)
+        outputs[kind] = str(target)
+    return outputs
+
+
+def _swap_folder(source: Path, target: Path) -> None:
+    incoming = target.with_name(f".{target.name}.new-{os.getpid()}")
+    outgoing = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(incoming, ignore_errors=True)
+    shutil.copytree(source, incoming)
+    if target.exists():
+        os.replace(target, outgoing)
+    os.replace(incoming, target)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(outgoing)
+
+
+def _publish_s3(staging: Path, destination: str) -> dict[str, str]:
+    from coverage_combiner.sources import parse_s3_url, s3_client
+
+    bucket, prefix = parse_s3_url(destination)
+    if ".." in prefix.split("/"):
+        raise CombinerError(f"refusing to write under {destination!r}: it contains '..'")
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    client = s3_client()
+    outputs: dict[str, str] = {}
+    for kind, name in FILE_NAMES.items():
+        source = staging / name
+        if not source.exists():
+            continue
+        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        for path in files:
+            key = prefix + path.relative_to(staging).as_posix()
+            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        outputs[kind] = f"s3://{bucket}/{prefix}{name}"
+    return outputs

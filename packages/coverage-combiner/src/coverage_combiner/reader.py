@@ -1,0 +1,144 @@
+"""Read one untrusted data file, or say exactly why not.
+
+Every input is untrusted: it is checked before it is opened (size, SQLite
+header), loaded into a private in-memory database, and read with plain SQL on
+coverage.py's documented schema after checking the schema version. Nothing
+from the file is executed: ``CoverageData.loads()`` runs SQL found in its
+input and is never used. If the SQL read meets a layout it does not expect,
+coverage.py's public API reads the same private copy instead.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coverage.numbits import numbits_to_nums
+from coverage.sqldata import SCHEMA_VERSION
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+Arc = tuple[int, int]
+
+
+@dataclass
+class MeasuredFile:
+    """What one data file holds, per (context, measured path)."""
+
+    name: str
+    has_arcs: bool
+    lines: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    arcs: dict[tuple[str, str], set[Arc]] = field(default_factory=dict)
+
+    @property
+    def contexts(self) -> set[str]:
+        """The contexts (``function@version``) in the file."""
+        return {context for context, _ in (self.arcs if self.has_arcs else self.lines)}
+
+
+class Rejected(Exception):
+    """An input that cannot be merged; the message says why, for the report."""
+
+
+def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
+    """Check and read one data file's bytes; raise :class:`Rejected` with the reason."""
+    if not data:
+        raise Rejected("empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise Rejected(f"{len(data)} bytes is over the size cap of {max_bytes} (--max-bytes)")
+    if not data.startswith(SQLITE_HEADER):
+        raise Rejected("not a coverage.py data file: not an SQLite database")
+    # The bytes become a private in-memory database: the input itself is never
+    # opened for writing, and nothing touches the disk.
+    db = sqlite3.connect(":memory:")
+    try:
+        try:
+            db.deserialize(data)
+        except sqlite3.Error as exc:
+            raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
+        version = _schema_version(db)
+        if version != SCHEMA_VERSION:
+            raise Rejected(
+                f"written by another coverage.py (data schema {version}; this combiner reads "
+                f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
+            )
+        try:
+            return _read_sql(name, db)
+        except sqlite3.OperationalError:
+            # Same schema number, unexpected layout: let coverage.py read it.
+            return _read_public_api(name, data)
+    except sqlite3.DatabaseError as exc:
+        raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
+    finally:
+        db.close()
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    try:
+        row = db.execute("select version from coverage_schema").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise Rejected("not a coverage.py data file: no coverage_schema table") from exc
+        raise
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _read_sql(name: str, db: sqlite3.Connection) -> MeasuredFile:
+    meta = dict(db.execute("select key, value from meta").fetchall())
+    paths = dict(db.execute("select id, path from file").fetchall())
+    contexts = dict(db.execute("select id, context from context").fetchall())
+    arc_count = db.execute("select count(*) from arc").fetchone()[0]
+    line_count = db.execute("select count(*) from line_bits").fetchone()[0]
+    has_arcs = meta.get("has_arcs") in ("1", "true", "True") or arc_count > 0
+    if arc_count and line_count:
+        raise Rejected("holds both line and branch data; a data file holds one or the other")
+    measured = MeasuredFile(name=name, has_arcs=has_arcs)
+    if has_arcs:
+        for file_id, context_id, fromno, tono in db.execute(
+            "select file_id, context_id, fromno, tono from arc"
+        ):
+            key = (contexts.get(context_id, ""), paths[file_id])
+            measured.arcs.setdefault(key, set()).add((int(fromno), int(tono)))
+    else:
+        for file_id, context_id, numbits in db.execute(
+            "select file_id, context_id, numbits from line_bits"
+        ):
+            key = (contexts.get(context_id, ""), paths[file_id])
+            measured.lines.setdefault(key, set()).update(numbits_to_nums(numbits))
+    return measured
+
+
+def _read_public_api(name: str, raw: bytes) -> MeasuredFile:
+    from coverage import CoverageData
+    from coverage.exceptions import CoverageException
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input.coverage"
+        path.write_bytes(raw)
+        return _read_with_coverage(name, CoverageData(basename=str(path)), CoverageException)
+
+
+def _read_with_coverage(name: str, data: Any, error: type[Exception]) -> MeasuredFile:
+    try:
+        data.read()
+        measured = MeasuredFile(name=name, has_arcs=data.has_arcs())
+        for measured_path in data.measured_files():
+            for context in data.measured_contexts():
+                # Query contexts are regular expressions: match this one exactly.
+                data.set_query_contexts([f"^{re.escape(context)}$"])
+                if measured.has_arcs:
+                    arcs = data.arcs(measured_path) or []
+                    if arcs:
+                        measured.arcs[(context, measured_path)] = set(arcs)
+                else:
+                    lines = data.lines(measured_path) or []
+                    if lines:
+                        measured.lines[(context, measured_path)] = set(lines)
+    except error as exc:
+        raise Rejected(f"coverage.py cannot read it: {exc}") from exc
+    return measured

@@ -1,0 +1,145 @@
+"""Where data files come from: S3 prefixes, local folders, single files.
+
+A source lists *inputs*: a name (the S3 key or the path), a size and a way
+to fetch the bytes. Listing is cheap and complete (paginated); fetching
+happens later, in parallel, bounded by ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coverage_combiner.errors import SourceError
+from coverage_combiner.keys import is_data_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class Input:
+    """One candidate data file."""
+
+    name: str
+    size: int
+    modified: datetime | None
+    fetch: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a source holds: data files, and the names of other objects it skipped."""
+
+    inputs: list[Input]
+    skipped: list[str]
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into bucket and prefix."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise SourceError(f"{url!r} names no bucket: write it as s3://bucket/prefix")
+    return bucket, prefix
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client() -> S3Client:
+    """A shared S3 client with standard retries (boto3 is thread-safe per client)."""
+    with _clients_lock:
+        if "s3" not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            _clients["s3"] = boto3.client(
+                "s3",
+                config=Config(
+                    retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=64
+                ),
+            )
+        client: S3Client = _clients["s3"]
+        return client
+
+
+def list_source(spec: str, *, exclude_prefix: str | None = None) -> Listing:
+    """List one source: ``s3://bucket/prefix``, a folder, or a file."""
+    if spec.startswith("s3://"):
+        return _list_s3(spec, exclude_prefix)
+    return _list_local(Path(spec))
+
+
+def _list_s3(url: str, exclude_prefix: str | None) -> Listing:
+    bucket, prefix = parse_s3_url(url)
+    client = s3_client()
+    inputs: list[Input] = []
+    skipped: list[str] = []
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if exclude_prefix and key.startswith(exclude_prefix):
+                    continue
+                if not is_data_key(key):
+                    skipped.append(f"s3://{bucket}/{key}")
+                    continue
+                inputs.append(
+                    Input(
+                        name=f"s3://{bucket}/{key}",
+                        size=int(item.get("Size", 0)),
+                        modified=item.get("LastModified"),
+                        fetch=_s3_fetcher(client, bucket, key),
+                    )
+                )
+    except Exception as exc:  # botocore's ClientError and connection errors
+        raise SourceError(f"cannot list {url}: {exc}") from exc
+    return Listing(inputs, skipped)
+
+
+def _s3_fetcher(client: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
+    def fetch() -> bytes:
+        body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    return fetch
+
+
+def _list_local(path: Path) -> Listing:
+    if path.is_file():
+        return Listing([_local_input(path)], [])
+    if not path.is_dir():
+        raise SourceError(
+            f"{str(path)!r} is neither a file, a folder nor s3://bucket/prefix; check the path"
+        )
+    inputs: list[Input] = []
+    skipped: list[str] = []
+    for item in sorted(_walk(path)):
+        if is_data_key(item.name):
+            inputs.append(_local_input(item))
+        else:
+            skipped.append(str(item))
+    return Listing(inputs, skipped)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for item in folder.rglob("*"):
+        if item.is_file() and not item.is_symlink():
+            yield item
+
+
+def _local_input(path: Path) -> Input:
+    stat = path.stat()
+    return Input(
+        name=str(path),
+        size=stat.st_size,
+        modified=datetime.fromtimestamp(stat.st_mtime).astimezone(),
+        fetch=path.read_bytes,
+    )

@@ -1,0 +1,147 @@
+"""The JSON summary and its Markdown rendering (for CI job summaries and PR comments).
+
+With the source at hand, totals and per-file figures come from coverage.py's
+own JSON report, and per-function figures from the ``function@version``
+contexts. Without it, the summary still says what was executed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from coverage_combiner.__about__ import __version__
+from coverage_combiner.merge import split_context
+
+if TYPE_CHECKING:
+    from coverage_combiner.combine import CombineResult
+    from coverage_combiner.remap import PathRemapper
+
+
+def build_summary(
+    result: CombineResult, report: dict[str, Any] | None, remap: PathRemapper
+) -> dict[str, Any]:
+    """A JSON-serialisable summary of a combine."""
+    merged = result.merged
+    functions: dict[str, dict[str, Any]] = {}
+    executed: dict[str, dict[str, set[int]]] = {}
+    measured: list[tuple[str, str, set[int]]] = (
+        [(c, p, {n for arc in arcs for n in arc if n > 0}) for (c, p), arcs in merged.arcs.items()]
+        if merged.has_arcs
+        else [(c, p, set(lines)) for (c, p), lines in merged.lines.items()]
+    )
+    for context, path, lines in measured:
+        function, _ = split_context(context)
+        executed.setdefault(function, {}).setdefault(remap.map(path, function), set()).update(lines)
+    files_report: dict[str, Any] = (report or {}).get("files", {})
+    for function, files in sorted(executed.items()):
+        entry: dict[str, Any] = {
+            "versions": result.versions.kept.get(function, []),
+            "files": len(files),
+            "executed_lines": sum(len(lines) for lines in files.values()),
+        }
+        if report is not None:
+            statements = 0
+            covered = 0
+            for path, lines in files.items():
+                info = files_report.get(path)
+                if info is None:
+                    continue
+                stmts = set(info["executed_lines"]) | set(info["missing_lines"])
+                statements += len(stmts)
+                covered += len(stmts & lines)
+            entry["statements"] = statements
+            entry["percent_covered"] = round(100 * covered / statements, 2) if statements else 100.0
+        functions[function] = entry
+    summary: dict[str, Any] = {
+        "combiner_version": __version__,
+        "branch": merged.has_arcs,
+        "inputs": {
+            "merged": len(merged.inputs),
+            "superseded_snapshots": result.superseded,
+            "rejected": [{"input": name, "reason": reason} for name, reason in result.rejected],
+            "skipped_not_data": len(result.skipped),
+        },
+        "warnings": list(result.warnings),
+        "functions": functions,
+    }
+    if report is not None:
+        totals = report["totals"]
+        summary["totals"] = _figures(totals)
+        summary["files"] = {
+            path: _figures(info["summary"]) for path, info in sorted(files_report.items())
+        }
+    else:
+        summary["totals"] = None
+        summary["files"] = {
+            path: {"executed_lines": len(lines)}
+            for path, lines in sorted(_all_files(executed).items())
+        }
+        summary["note"] = "source not available: percentages need --source-root or --source-zip"
+    return summary
+
+
+def _all_files(executed: dict[str, dict[str, set[int]]]) -> dict[str, set[int]]:
+    merged: dict[str, set[int]] = {}
+    for files in executed.values():
+        for path, lines in files.items():
+            merged.setdefault(path, set()).update(lines)
+    return merged
+
+
+def _figures(summary: dict[str, Any]) -> dict[str, Any]:
+    figures = {
+        "statements": summary["num_statements"],
+        "covered_lines": summary["covered_lines"],
+        "missing_lines": summary["missing_lines"],
+        "percent_covered": round(float(summary["percent_covered"]), 2),
+    }
+    if "num_branches" in summary:
+        figures["branches"] = summary["num_branches"]
+        figures["covered_branches"] = summary["covered_branches"]
+    return figures
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown: totals, files, functions, problems."""
+    lines = ["## Lambda Coverage", ""]
+    totals = summary.get("totals")
+    inputs = summary["inputs"]
+    functions = summary["functions"]
+    if totals:
+        branch = (
+            f", branches {totals['covered_branches']}/{totals['branches']}"
+            if "branches" in totals
+            else ""
+        )
+        lines.append(
+            f"**{totals['percent_covered']:.1f}%** covered — lines "
+            f"{totals['covered_lines']}/{totals['statements']}{branch} — from "
+            f"{inputs['merged']} data files of {len(functions)} function(s)."
+        )
+        lines += ["", "| File | Statements | Missing | Cover |", "| --- | ---: | ---: | ---: |"]
+        for path, figures in summary["files"].items():
+            lines.append(
+                f"| `{path}` | {figures['statements']} | {figures['missing_lines']} "
+                f"| {figures['percent_covered']:.1f}% |"
+            )
+    else:
+        lines.append(
+            f"{inputs['merged']} data files of {len(functions)} function(s). {summary['note']}."
+        )
+    lines += [
+        "",
+        "| Function | Versions | Files | Executed lines | Cover |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, entry in functions.items():
+        cover = f"{entry['percent_covered']:.1f}%" if "percent_covered" in entry else "—"
+        lines.append(
+            f"| {name} | {', '.join(entry['versions']) or '—'} | {entry['files']} "
+            f"| {entry['executed_lines']} | {cover} |"
+        )
+    if summary["warnings"]:
+        lines += ["", *[f"> ⚠️ {warning}" for warning in summary["warnings"]]]
+    if inputs["rejected"]:
+        lines += ["", f"**{len(inputs['rejected'])} input(s) rejected:**", ""]
+        lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["rejected"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,266 @@
+"""The command line: bad inputs reported and skipped, outputs, remapping, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+from coverage import Coverage
+
+from coverage_combiner.cli import (
+    EXIT_BELOW_THRESHOLD,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    main,
+)
+from coverage_combiner.errors import CombinerError
+from coverage_combiner.outputs import safe_target
+from tests.combiner.conftest import key, read_data, write_data
+
+APP = "def handler(event, context):\n    if event:\n        return 1\n    return 2\n"
+
+
+@pytest.fixture
+def measured(tmp_path: Path) -> tuple[Path, Path]:
+    """Two real data files of ``app.py`` (relative paths, as the wrapper writes them)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_text(APP)
+    inputs = tmp_path / "inputs"
+    # What the zero-code wrapper records: the module's own line, then the calls.
+    module = {(-1, 1), (1, -1)}
+    write_data(
+        inputs / key(pid=1),
+        arcs={"orders@$LATEST": {"app.py": module | {(-1, 2), (2, 3), (3, -1)}}},
+    )
+    write_data(
+        inputs / key(pid=2),
+        arcs={"orders@$LATEST": {"app.py": module | {(-1, 2), (2, 4), (4, -1)}}},
+    )
+    return source, inputs
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_reports_from_a_local_folder(
+    measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, inputs = measured
+    out = tmp_path / "out"
+    every_format = "data,json,xml,lcov,html,markdown"
+    code = main(["combine", str(inputs), "--output", str(out), "--source-root", str(source),
+                 "--format", every_format, "--fail-under", "100"])  # fmt: skip
+    assert code == EXIT_OK
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".coverage", "coverage-summary.json", "coverage-summary.md",
+        "coverage.lcov", "coverage.xml", "html",
+    ]  # fmt: skip
+    lines, arcs, contexts = read_data(out / ".coverage")
+    app = str(source / "app.py")
+    assert lines == {app: {1, 2, 3, 4}}
+    assert arcs == {app: {(-1, 1), (1, -1), (-1, 2), (2, 3), (3, -1), (2, 4), (4, -1)}}
+    assert contexts == {"orders@$LATEST"}
+    summary = json.loads((out / "coverage-summary.json").read_text())
+    assert summary["totals"]["percent_covered"] == 100.0
+    assert summary["functions"]["orders"]["percent_covered"] == 100.0
+    assert summary["inputs"]["merged"] == 2
+    cov = Coverage(data_file=str(out / ".coverage"), config_file=False)
+    cov.load()
+    assert cov.report(file=io.StringIO()) == 100.0
+    assert "orders@$LATEST" in (out / "html" / "index.html").read_text() or any(
+        "orders@$LATEST" in p.read_text() for p in (out / "html").glob("*.html")
+    )
+    assert "SF:" in (out / "coverage.lcov").read_text()
+    assert "**100.0%** covered" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_reported_skipped_and_left_alone(
+    measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, inputs = measured
+    bad = inputs / "bad"
+    bad.mkdir()
+    (bad / "empty.coverage").write_bytes(b"")
+    (bad / "text.coverage").write_text("hello, not a database")
+    good = (inputs / key(pid=1)).read_bytes()
+    (bad / "truncated.coverage").write_bytes(good[: len(good) // 3])
+    other = sqlite3.connect(bad / "other.coverage")
+    other.execute("create table t (x)")
+    other.commit()
+    other.close()
+    old = bad / "old-schema.coverage"
+    write_data(old, lines={"orders@$LATEST": {"app.py": {2}}})
+    with sqlite3.connect(old) as db:
+        db.execute("update coverage_schema set version = 6")
+    write_data(bad / "lines.coverage", lines={"orders@$LATEST": {"app.py": {2}}})
+    (bad / "README.txt").write_text("unrelated")
+    before = digest(inputs)
+
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "--output",
+            str(tmp_path / "out"),
+            "--source-root",
+            str(source),
+            "--json",
+        ]
+    )
+    assert code == EXIT_PARTIAL
+    summary = json.loads(capsys.readouterr().out)
+    reasons = {Path(r["input"]).name: r["reason"] for r in summary["inputs"]["rejected"]}
+    assert reasons == {
+        "empty.coverage": "empty file (0 bytes)",
+        "text.coverage": "not a coverage.py data file: not an SQLite database",
+        "truncated.coverage": reasons["truncated.coverage"],
+        "other.coverage": "not a coverage.py data file: no coverage_schema table",
+        "old-schema.coverage": "written by another coverage.py (data schema 6; this combiner reads "
+        "schema 7): combine it with a matching coverage.py",
+        "lines.coverage": "line data among 2 files of branch data; coverage.py cannot mix them: "
+        "measure every function with the same COVERAGE_BRANCH_COVERAGE",
+    }
+    assert reasons["truncated.coverage"].startswith(("truncated or corrupt", "cannot be opened"))
+    assert summary["inputs"]["skipped_not_data"] == 1
+    assert summary["totals"]["percent_covered"] == 100.0  # the good ones still merged
+    assert digest(inputs) == before  # nothing deleted or modified
+
+
+def test_size_cap(measured: tuple[Path, Path]) -> None:
+    from coverage_combiner import CombineOptions, combine
+
+    _, inputs = measured
+    result = combine([str(inputs)], CombineOptions(max_bytes=1000))
+    assert [reason for _, reason in result.rejected] == [
+        f"{(inputs / key(pid=1)).stat().st_size} bytes is over the size cap of 1000 (--max-bytes)",
+        f"{(inputs / key(pid=2)).stat().st_size} bytes is over the size cap of 1000 (--max-bytes)",
+    ]
+
+
+def test_missing_source_names_the_files_and_the_flag(
+    measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, inputs = measured
+    out = tmp_path / "out"
+    code = main(
+        ["combine", str(inputs), "--output", str(out), "--source-root", str(tmp_path / "nowhere")]
+    )
+    assert code == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert (
+        f"the source of 1 measured file(s) is not found: {tmp_path / 'nowhere' / 'app.py'}" in error
+    )
+    assert "--source-root" in error
+    assert "--source-zip" in error
+    # The data file is still written, whole; no report half-written, no temporary left.
+    assert sorted(p.name for p in out.iterdir()) == [".coverage", "coverage-summary.json"]
+
+
+def test_source_read_from_the_deployment_zip(measured: tuple[Path, Path], tmp_path: Path) -> None:
+    source, inputs = measured
+    bundle = tmp_path / "function.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.write(source / "app.py", "app.py")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "--output",
+            str(out),
+            "--source-zip",
+            str(bundle),
+            "--format",
+            "data,xml",
+        ]
+    )
+    assert code == EXIT_OK
+    lines, _, _ = read_data(out / ".coverage")
+    assert lines == {f"{bundle}/app.py": {1, 2, 3, 4}}
+    assert 'line-rate="1"' in (out / "coverage.xml").read_text()
+
+
+def test_paths_rules_and_per_function_roots(tmp_path: Path) -> None:
+    from coverage_combiner import PathRemapper
+
+    remap = PathRemapper.build(
+        paths=["/build/=/src/"], source_roots=["/checkout", "orders=/orders-src"]
+    )
+    assert remap.map("/build/x.py", "billing") == "/src/x.py"
+    assert remap.map("/var/task/app.py", "billing") == "/checkout/app.py"
+    assert remap.map("app.py", "orders") == "/orders-src/app.py"
+    with pytest.raises(ValueError, match="--paths 'nope' is not FROM=TO"):
+        PathRemapper.build(paths=["nope"])
+
+
+def test_fail_under(
+    measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, inputs = measured
+    (inputs / key(pid=2)).unlink()
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "-o",
+            str(tmp_path / "out"),
+            "--source-root",
+            str(source),
+            "--fail-under",
+            "90",
+            "-q",
+        ]
+    )
+    assert code == EXIT_BELOW_THRESHOLD
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # Lines 1, 2, 3 of 4 and one branch of two: (3 + 1) / (4 + 2).
+    assert "total coverage 66.67% is below --fail-under 90" in captured.err
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["combine"]) == EXIT_USAGE
+    assert main(["combine", str(tmp_path), "-o", "x", "--since", "yesterday"]) == EXIT_USAGE
+    assert main(["combine", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == EXIT_ERROR
+    assert "is neither a file, a folder nor s3://bucket/prefix" in capsys.readouterr().err
+    assert (
+        main(["combine", str(tmp_path), "-o", str(tmp_path / "o"), "--format", "pdf"]) == EXIT_ERROR
+    )
+
+
+def test_outputs_cannot_escape_their_folder(tmp_path: Path) -> None:
+    assert safe_target(tmp_path, "a/b.json") == (tmp_path / "a" / "b.json").resolve()
+    with pytest.raises(CombinerError, match=r"refusing to write '\.\./\.\./x' outside"):
+        safe_target(tmp_path, "../../x")
+
+
+def test_progress_only_on_a_terminal(
+    measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, inputs = measured
+    main(
+        [
+            "combine",
+            str(inputs),
+            "-o",
+            str(tmp_path / "out"),
+            "--source-root",
+            str(source),
+            "--format",
+            "data",
+        ]
+    )
+    assert "merging" not in capsys.readouterr().err

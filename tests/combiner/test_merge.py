@@ -1,0 +1,125 @@
+"""Merging: exactly the union of the inputs, whatever the inputs are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coverage_combiner import CombineOptions, PathRemapper, combine
+from coverage_combiner.outputs import write_data_file
+from tests.combiner.conftest import key, read_data, write_data
+
+FILES = ["app.py", "pkg/mod.py", "lib/util.py"]
+arc = st.tuples(st.integers(-5, 60), st.integers(-5, 60)).filter(lambda a: a[0] != 0 and a[1] != 0)
+file_arcs = st.dictionaries(
+    st.sampled_from(FILES), st.sets(arc, min_size=1, max_size=15), min_size=1
+)
+file_lines = st.dictionaries(
+    st.sampled_from(FILES), st.sets(st.integers(1, 80), min_size=1, max_size=20), min_size=1
+)
+contexts = st.sampled_from(["orders@1", "orders@$LATEST", "billing@3"])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(inputs=st.lists(st.tuples(contexts, file_arcs), min_size=1, max_size=6))
+def test_merged_arcs_are_the_union_of_the_inputs(
+    tmp_path: Path, inputs: list[tuple[str, dict[str, set[tuple[int, int]]]]]
+) -> None:
+    folder = tmp_path / f"in-{abs(hash(str(inputs)))}"
+    expected: dict[str, set[tuple[int, int]]] = {}
+    for number, (context, files) in enumerate(inputs):
+        write_data(folder / f"{number}.coverage", arcs={context: files})
+        for name, file_arc_set in files.items():
+            expected.setdefault(name, set()).update(file_arc_set)
+    result = combine([str(folder)], CombineOptions(version="all"))
+    out = tmp_path / f"out-{folder.name}" / ".coverage"
+    write_data_file(result.merged, out, PathRemapper())
+    _, arcs, merged_contexts = read_data(out)
+    assert arcs == expected
+    assert merged_contexts == {context for context, _ in inputs}
+    assert result.rejected == []
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(inputs=st.lists(st.tuples(contexts, file_lines), min_size=1, max_size=6))
+def test_merged_lines_are_the_union_of_the_inputs(
+    tmp_path: Path, inputs: list[tuple[str, dict[str, set[int]]]]
+) -> None:
+    folder = tmp_path / f"in-{abs(hash(str(inputs)))}"
+    expected: dict[str, set[int]] = {}
+    for number, (context, files) in enumerate(inputs):
+        write_data(folder / f"{number}.coverage", lines={context: files})
+        for name, file_line_set in files.items():
+            expected.setdefault(name, set()).update(file_line_set)
+    result = combine([str(folder)], CombineOptions(version="all"))
+    out = tmp_path / f"out-{folder.name}" / ".coverage"
+    write_data_file(result.merged, out, PathRemapper())
+    lines, _, _ = read_data(out)
+    assert lines == expected
+
+
+def test_only_the_newest_snapshot_of_a_process_is_read_and_the_result_is_the_same(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "bucket"
+    # Cumulative snapshots of one process, and one of another process.
+    write_data(root / key(seq=1), arcs={"orders@$LATEST": {"app.py": {(-1, 1), (1, 2)}}})
+    write_data(root / key(seq=2), arcs={"orders@$LATEST": {"app.py": {(-1, 1), (1, 2), (2, 3)}}})
+    write_data(root / key(pid=8, seq=1), arcs={"orders@$LATEST": {"app.py": {(2, 5)}}})
+    newest = combine([str(root)])
+    every = combine([str(root)], CombineOptions(newest_snapshot_only=False))
+    assert newest.superseded == 1
+    assert every.superseded == 0
+    assert len(newest.merged.inputs) == 2
+    assert (
+        newest.merged.arcs_by_file()
+        == every.merged.arcs_by_file()
+        == {"app.py": {(-1, 1), (1, 2), (2, 3), (2, 5)}}
+    )
+
+
+def test_filters_by_function_and_day(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    write_data(
+        root / key(function="orders", day="2026/11/24"), lines={"orders@$LATEST": {"o.py": {1}}}
+    )
+    write_data(
+        root / key(function="orders", day="2026/11/25", pid=2),
+        lines={"orders@$LATEST": {"o.py": {2}}},
+    )
+    write_data(
+        root / key(function="billing", day="2026/11/25"), lines={"billing@$LATEST": {"b.py": {3}}}
+    )
+    from datetime import date
+
+    only_orders = combine([str(root)], CombineOptions(function="orders"))
+    assert only_orders.merged.lines_by_file() == {"o.py": {1, 2}}
+    one_day = combine(
+        [str(root)], CombineOptions(since=date(2026, 11, 25), until=date(2026, 11, 25))
+    )
+    assert one_day.merged.lines_by_file() == {"o.py": {2}, "b.py": {3}}
+
+
+def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    write_data(root / "a.coverage", lines={"orders@3": {"app.py": {1, 2}}})
+    write_data(root / "b.coverage", lines={"orders@4": {"app.py": {1, 5}}})
+    write_data(root / "c.coverage", lines={"billing@1": {"bill.py": {9}}})
+    latest = combine([str(root)])
+    assert latest.merged.lines_by_file() == {"app.py": {1, 5}, "bill.py": {9}}
+    assert latest.versions.kept == {"orders": ["4"], "billing": ["1"]}
+    assert latest.warnings == [
+        "orders: data from versions 4, 3; reporting 4 only (--version latest); "
+        "use --version all to merge them or --version V to choose"
+    ]
+    chosen = combine([str(root)], CombineOptions(version="3"))
+    assert chosen.merged.lines_by_file() == {"app.py": {1, 2}}
+    everything = combine([str(root)], CombineOptions(version="all"))
+    assert everything.merged.lines_by_file() == {"app.py": {1, 2, 5}, "bill.py": {9}}
+    assert everything.warnings == []
