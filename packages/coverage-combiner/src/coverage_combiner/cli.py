@@ -12,7 +12,13 @@ from typing import Any, TextIO
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.errors import CombinerError
-from coverage_combiner.outputs import DEFAULT_FORMATS, FORMATS, parse_formats, write_outputs
+from coverage_combiner.outputs import (
+    DEFAULT_FORMATS,
+    FORMATS,
+    Written,
+    parse_formats,
+    write_outputs,
+)
 from coverage_combiner.remap import PathRemapper
 
 EXIT_OK = 0
@@ -166,17 +172,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.write(f"lambda-coverage: warning: {warning}\n")
     for name, reason in result.rejected:
         err.write(f"lambda-coverage: rejected {name}: {reason}\n")
+    return _exit_code(args.fail_under, written, result.partial, err)
+
+
+def _exit_code(fail_under: float | None, written: Written, partial: bool, err: TextIO) -> int:
+    """Errors first, then the threshold, then partial input."""
     if written.missing_source is not None:
         err.write(f"lambda-coverage: error: {written.missing_source}\n")
         return EXIT_ERROR
-    totals = summary.get("totals")
-    if args.fail_under is not None and totals and totals["percent_covered"] < args.fail_under:
+    totals = written.summary.get("totals")
+    if fail_under is not None and not totals:
+        err.write(
+            "lambda-coverage: error: --fail-under needs the source to compute percentages: "
+            "add --source-root or --source-zip\n"
+        )
+        return EXIT_ERROR
+    if fail_under is not None and totals and totals["percent_covered"] < fail_under:
         err.write(
             f"lambda-coverage: total coverage {totals['percent_covered']:.2f}% is below "
-            f"--fail-under {args.fail_under:g}\n"
+            f"--fail-under {fail_under:g}\n"
         )
         return EXIT_BELOW_THRESHOLD
-    return EXIT_PARTIAL if result.partial else EXIT_OK
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def _print_human(out: TextIO, summary: dict[str, Any], outputs: dict[str, str]) -> None:

@@ -27,6 +27,8 @@ from coverage_combiner.summary import build_summary, render_markdown
 
 FORMATS = ("data", "json", "xml", "lcov", "html", "markdown")
 DEFAULT_FORMATS = ("data", "json", "html")
+#: Formats that cannot be made without the measured source files.
+SOURCE_REPORTS = ("xml", "lcov", "html")
 FILE_NAMES = {
     "data": ".coverage",
     "json": "coverage-summary.json",
@@ -84,15 +86,16 @@ def _render(
     data_path = staging / FILE_NAMES["data"]
     write_data_file(result.merged, data_path, remap)
     written = Written()
-    reports = [f for f in formats if f in ("xml", "lcov", "html")]
+    reports = [f for f in formats if f in SOURCE_REPORTS]
     needs_analysis = bool(reports) or "json" in formats or "markdown" in formats
     coverage_json: dict[str, Any] | None = None
     if needs_analysis and result.merged.files():
         missing = missing_sources(data_path)
-        if missing:
-            written.missing_source = MissingSourceError(missing)
-        else:
+        if not missing:
             coverage_json = _coverage_reports(data_path, staging, reports)
+        elif reports:
+            # Summaries degrade to executed lines without source; these reports cannot.
+            written.missing_source = MissingSourceError(missing)
     written.summary = build_summary(result, coverage_json, remap)
     if "json" in formats:
         (staging / FILE_NAMES["json"]).write_text(json.dumps(written.summary, indent=2))

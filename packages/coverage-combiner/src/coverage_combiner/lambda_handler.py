@@ -1,0 +1,139 @@
+"""The combiner as a Lambda function: on a schedule, and on S3 object-created events.
+
+- A scheduled event (EventBridge) combines everything under the raw prefix
+  into ``{combined prefix}latest/`` (data file, JSON and Markdown summaries).
+- S3 ``ObjectCreated`` events merge the new data files into a rolling data
+  file, ``{combined prefix}rolling/combined.coverage``, incrementally. Two
+  events handled at the same time cannot lose each other's update: the
+  write is conditional on the ETag that was read (``If-Match``, or
+  ``If-None-Match: *`` when creating), and a write that lost the race reads
+  again and retries.
+
+Keys under the combined prefix and keys that are not data files are
+ignored, so the function's own writes can never trigger it again.
+
+Environment: ``COVERAGE_S3_BUCKET``, ``COVERAGE_S3_PREFIX`` (raw data,
+default ``coverage/``), ``COVERAGE_COMBINED_PREFIX`` (default
+``coverage-combined/``, outside the raw prefix so that lifecycle rules for raw
+data never expire reports).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from coverage_combiner.combine import CombineOptions, combine
+from coverage_combiner.keys import is_data_key
+from coverage_combiner.merge import Merger
+from coverage_combiner.outputs import write_data_file, write_outputs
+from coverage_combiner.reader import Rejected, read_data_file
+from coverage_combiner.remap import PathRemapper
+from coverage_combiner.sources import s3_client
+
+DEFAULT_RAW_PREFIX = "coverage/"
+DEFAULT_COMBINED_PREFIX = "coverage-combined/"
+ROLLING_NAME = "rolling/combined.coverage"
+MAX_ATTEMPTS = 8
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Combine on a schedule, or merge the objects an S3 event names."""
+    bucket = os.environ["COVERAGE_S3_BUCKET"]
+    raw = os.environ.get("COVERAGE_S3_PREFIX", DEFAULT_RAW_PREFIX)
+    combined = os.environ.get("COVERAGE_COMBINED_PREFIX", DEFAULT_COMBINED_PREFIX)
+    records = event.get("Records")
+    if isinstance(records, list):
+        keys = [unquote_plus(r["s3"]["object"]["key"]) for r in records if "s3" in r]
+        return merge_into_rolling(bucket, keys, raw_prefix=raw, combined_prefix=combined)
+    return combine_all(bucket, raw_prefix=raw, combined_prefix=combined)
+
+
+def combine_all(bucket: str, *, raw_prefix: str, combined_prefix: str) -> dict[str, Any]:
+    """Combine every data file under the raw prefix into ``{combined}latest/``."""
+    result = combine(
+        [f"s3://{bucket}/{raw_prefix}"], CombineOptions(exclude_prefix=combined_prefix)
+    )
+    written = write_outputs(
+        result, f"s3://{bucket}/{combined_prefix}latest/", formats=("data", "json", "markdown")
+    )
+    return {**written.summary, "outputs": written.outputs}
+
+
+def merge_into_rolling(
+    bucket: str,
+    keys: list[str],
+    *,
+    raw_prefix: str,
+    combined_prefix: str,
+    before_write: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Merge the data files ``keys`` into the rolling data file, with conditional writes.
+
+    ``before_write`` runs between reading the rolling file and writing it back
+    (tests use it to stage a concurrent update).
+    """
+    wanted = [
+        k
+        for k in keys
+        if k.startswith(raw_prefix) and not k.startswith(combined_prefix) and is_data_key(k)
+    ]
+    ignored = sorted(set(keys) - set(wanted))
+    if not wanted:
+        return {"merged": [], "ignored": ignored, "rejected": [], "attempts": 0}
+    client = s3_client()
+    rolling_key = combined_prefix + ROLLING_NAME
+    new_data = []
+    rejected: list[dict[str, str]] = []
+    for key in wanted:
+        name = f"s3://{bucket}/{key}"
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            new_data.append(read_data_file(name, body))
+        except Rejected as exc:
+            rejected.append({"input": name, "reason": str(exc)})
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        merger = Merger()
+        condition: dict[str, str]
+        try:
+            current = client.get_object(Bucket=bucket, Key=rolling_key)
+        except client.exceptions.NoSuchKey:
+            condition = {"IfNoneMatch": "*"}
+        else:
+            condition = {"IfMatch": current["ETag"]}
+            merger.add(read_data_file(f"s3://{bucket}/{rolling_key}", current["Body"].read()))
+        for measured in new_data:
+            merger.add(measured)
+        merged, mixed = merger.result()
+        with tempfile.TemporaryDirectory() as work:
+            path = Path(work) / "combined.coverage"
+            write_data_file(merged, path, PathRemapper())
+            body = path.read_bytes()
+        if before_write is not None:
+            before_write()
+        try:
+            client.put_object(Bucket=bucket, Key=rolling_key, Body=body, **condition)  # type: ignore[arg-type]
+        except client.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                continue
+            raise
+        return {
+            "merged": [
+                f"s3://{bucket}/{k}"
+                for k in wanted
+                if f"s3://{bucket}/{k}" not in {r["input"] for r in rejected}
+            ],
+            "ignored": ignored,
+            "rejected": rejected + [{"input": n, "reason": r} for n, r in mixed],
+            "rolling": f"s3://{bucket}/{rolling_key}",
+            "attempts": attempt,
+        }
+    raise RuntimeError(
+        f"s3://{bucket}/{rolling_key} changed under every one of {MAX_ATTEMPTS} attempts; "
+        "the event will be retried by Lambda"
+    )

@@ -1,0 +1,257 @@
+"""S3 in and out, the one-call API, the Lambda handler, and real wrapper uploads end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from coverage_combiner import combine_coverage_files
+from coverage_combiner.cli import EXIT_OK, EXIT_PARTIAL, main
+from coverage_combiner.lambda_handler import handler, merge_into_rolling
+from tests.combiner.conftest import key, read_data, write_data
+from tests.wrapper.reference import reference_measurement
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ORDERS = """\
+import json
+
+
+def handler(event, context):
+    if event.get("big"):
+        return {"size": "big"}
+    return {"size": json.dumps(event)}
+"""
+
+
+def put_data(s3: S3Client, bucket: str, tmp_path: Path, object_key: str, **data: Any) -> None:
+    local = write_data(tmp_path / "staging" / object_key, **data)
+    s3.put_object(Bucket=bucket, Key=object_key, Body=local.read_bytes())
+
+
+def etags(s3: S3Client, bucket: str) -> dict[str, str]:
+    listing = s3.list_objects_v2(Bucket=bucket)
+    return {o["Key"]: o["ETag"] for o in listing.get("Contents", [])}
+
+
+def test_cli_reads_s3_and_writes_s3(s3: S3Client, bucket: str, tmp_path: Path) -> None:
+    for pid in range(1, 6):
+        put_data(s3, bucket, tmp_path, key(pid=pid), lines={"orders@$LATEST": {"app.py": {pid}}})
+    s3.put_object(Bucket=bucket, Key="coverage/_health/x.probe", Body=b"ok")
+    s3.put_object(
+        Bucket=bucket, Key="coverage/2026/11/25/orders/LATEST/zero-1-000001.coverage", Body=b""
+    )
+    before = etags(s3, bucket)
+    code = main(
+        [
+            "combine",
+            f"s3://{bucket}/coverage/",
+            "-o",
+            f"s3://{bucket}/reports/run1",
+            "--format",
+            "data,json",
+            "--jobs",
+            "3",
+            "-q",
+        ]  # fmt: skip
+    )
+    assert code == EXIT_PARTIAL
+    out = tmp_path / "merged.coverage"
+    out.write_bytes(s3.get_object(Bucket=bucket, Key="reports/run1/.coverage")["Body"].read())
+    lines, _, _ = read_data(out)
+    assert lines == {"app.py": {1, 2, 3, 4, 5}}
+    summary = json.loads(
+        s3.get_object(Bucket=bucket, Key="reports/run1/coverage-summary.json")["Body"].read()
+    )
+    assert summary["inputs"]["rejected"] == [
+        {
+            "input": f"s3://{bucket}/coverage/2026/11/25/orders/LATEST/zero-1-000001.coverage",
+            "reason": "empty file (0 bytes)",
+        }
+    ]
+    assert summary["inputs"]["skipped_not_data"] == 1
+    after = etags(s3, bucket)
+    assert {k: v for k, v in after.items() if not k.startswith("reports/")} == before
+
+
+def test_combine_coverage_files_keeps_the_seed_signature(
+    s3: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    put_data(
+        s3, bucket, tmp_path, key(pid=1), arcs={"orders@$LATEST": {"app.py": {(-1, 1), (1, -1)}}}
+    )
+    result = combine_coverage_files(
+        bucket_name=bucket, prefix="coverage/", output_key="coverage/combined/daily-report.json"
+    )
+    json.dumps(result)
+    assert result["inputs"]["merged"] == 1
+    assert result["outputs"]["summary"] == f"s3://{bucket}/coverage/combined/daily-report.json"
+    stored = json.loads(
+        s3.get_object(Bucket=bucket, Key="coverage/combined/daily-report.json")["Body"].read()
+    )
+    assert stored["functions"]["orders"]["executed_lines"] == 1
+    # Running again does not read its own outputs back in.
+    again = combine_coverage_files(bucket, "coverage/", "coverage/combined/daily-report.json")
+    assert again["inputs"]["merged"] == 1
+    from coverage_wrapper import combine_coverage_files as from_the_wrapper
+
+    assert (
+        from_the_wrapper(bucket, "coverage/", "coverage/combined/again.json")["inputs"]["merged"]
+        == 1
+    )
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch, bucket: str) -> str:
+    monkeypatch.setenv("COVERAGE_S3_BUCKET", bucket)
+    monkeypatch.setenv("COVERAGE_S3_PREFIX", "coverage/")
+    monkeypatch.setenv("COVERAGE_COMBINED_PREFIX", "coverage-combined/")
+    return bucket
+
+
+def s3_event(*keys: str) -> dict[str, Any]:
+    return {
+        "Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": k}}} for k in keys]
+    }
+
+
+def test_scheduled_event_combines_everything(s3: S3Client, lambda_env: str, tmp_path: Path) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    put_data(s3, lambda_env, tmp_path, key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
+    result = handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert result["inputs"]["merged"] == 2
+    assert result["outputs"]["data"] == f"s3://{lambda_env}/coverage-combined/latest/.coverage"
+    assert "coverage-combined/latest/coverage-summary.md" in etags(s3, lambda_env)
+
+
+def test_s3_events_merge_incrementally_and_ignore_own_outputs(
+    s3: S3Client, lambda_env: str, tmp_path: Path
+) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    put_data(s3, lambda_env, tmp_path, key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
+    first = handler(s3_event(key(pid=1)), None)
+    assert first["attempts"] == 1
+    second = handler(
+        s3_event(key(pid=2), "coverage-combined/rolling/combined.coverage", "coverage/readme.txt"),
+        None,
+    )
+    assert second["ignored"] == [
+        "coverage-combined/rolling/combined.coverage",
+        "coverage/readme.txt",
+    ]
+    rolling = tmp_path / "rolling.coverage"
+    rolling.write_bytes(
+        s3.get_object(Bucket=lambda_env, Key="coverage-combined/rolling/combined.coverage")[
+            "Body"
+        ].read()
+    )
+    assert read_data(rolling)[0] == {"app.py": {1, 2}}
+    assert handler(s3_event("coverage-combined/rolling/combined.coverage"), None)["merged"] == []
+
+
+def test_a_concurrent_update_is_never_lost(s3: S3Client, lambda_env: str, tmp_path: Path) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    put_data(s3, lambda_env, tmp_path, key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
+    put_data(s3, lambda_env, tmp_path, key(pid=3), lines={"orders@$LATEST": {"app.py": {3}}})
+    handler(s3_event(key(pid=1)), None)
+    raced: list[bool] = []
+
+    def another_event_lands_first() -> None:
+        if not raced:
+            raced.append(True)
+            merge_into_rolling(
+                lambda_env,
+                [key(pid=3)],
+                raw_prefix="coverage/",
+                combined_prefix="coverage-combined/",
+            )
+
+    result = merge_into_rolling(
+        lambda_env, [key(pid=2)], raw_prefix="coverage/", combined_prefix="coverage-combined/",
+        before_write=another_event_lands_first,
+    )  # fmt: skip
+    assert result["attempts"] == 2  # the first write lost the race and was retried
+    rolling = tmp_path / "rolling.coverage"
+    rolling.write_bytes(
+        s3.get_object(Bucket=lambda_env, Key="coverage-combined/rolling/combined.coverage")[
+            "Body"
+        ].read()
+    )
+    assert read_data(rolling)[0] == {"app.py": {1, 2, 3}}
+
+
+@pytest.fixture
+def wrapped_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3: S3Client, bucket: str
+) -> Iterator[Path]:
+    """A function measured by the real wrapper, uploading to the moto server."""
+    from coverage_wrapper.session import reset_session
+
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "orders.py").write_text(ORDERS)
+    for name, value in {
+        "LAMBDA_TASK_ROOT": str(root),
+        "AWS_LAMBDA_FUNCTION_NAME": "orders",
+        "AWS_LAMBDA_FUNCTION_VERSION": "5",
+        "COVERAGE_S3_BUCKET": bucket,
+        "COVERAGE_SPOOL_DIR": str(tmp_path / "spool"),
+        "COVERAGE_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    reset_session()
+    yield root
+    reset_session()
+    sys.modules.pop("orders", None)
+    sys.modules.pop("coverage_wrapper.handler", None)
+
+
+def test_end_to_end_from_real_wrapper_uploads(
+    wrapped_function: Path,
+    s3: S3Client,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COVERAGE_ORIGINAL_HANDLER", "orders.handler")
+    import importlib
+
+    entry = importlib.import_module("coverage_wrapper.handler")
+    for event in ({"big": True}, {"n": 1}, {"n": 2}):
+        entry.handler(event, None)
+    out = tmp_path / "report"
+    code = main(
+        [
+            "combine",
+            f"s3://{bucket}/coverage/",
+            "-o",
+            str(out),
+            "--source-root",
+            str(wrapped_function),
+            "--format",
+            "data,json",
+            "-q",
+        ]  # fmt: skip
+    )
+    assert code == EXIT_OK
+    lines, arcs, contexts = read_data(out / ".coverage")
+    app = str(wrapped_function / "orders.py")
+    assert lines == {app: {1, 4, 5, 6, 7}}
+    # Exactly what coverage.py itself measures for the same import and calls.
+    ref_lines, ref_arcs = reference_measurement(
+        wrapped_function, "orders.handler", [{"big": True}, {"n": 1}, {"n": 2}], measure_import=True
+    )
+    assert {app: ref_lines["orders.py"]} == lines
+    assert {app: ref_arcs["orders.py"]} == arcs
+    assert contexts == {"orders@5"}
+    summary = json.loads((out / "coverage-summary.json").read_text())
+    assert summary["inputs"]["superseded_snapshots"] == 2  # three cumulative snapshots, one read
+    assert summary["totals"]["percent_covered"] == 100.0
