@@ -59,7 +59,7 @@ def test_cli_reads_s3_and_writes_s3(s3: S3Client, bucket: str, tmp_path: Path) -
             "--jobs",
             "3",
             "-q",
-        ]  # fmt: skip
+        ]
     )
     assert code == EXIT_PARTIAL
     out = tmp_path / "merged.coverage"
@@ -239,7 +239,7 @@ def test_end_to_end_from_real_wrapper_uploads(
             "--format",
             "data,json",
             "-q",
-        ]  # fmt: skip
+        ]
     )
     assert code == EXIT_OK
     lines, arcs, contexts = read_data(out / ".coverage")
