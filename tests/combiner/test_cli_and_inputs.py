@@ -264,3 +264,13 @@ def test_progress_only_on_a_terminal(
         ]
     )
     assert "merging" not in capsys.readouterr().err
+
+
+def test_no_data_at_all_still_gives_a_valid_empty_data_file(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "out"
+    assert (
+        main(["combine", str(tmp_path / "in"), "-o", str(out), "--format", "data,json", "-q"])
+        == EXIT_OK
+    )
+    assert read_data(out / ".coverage") == ({}, {}, set())

@@ -1,21 +1,13 @@
 """Fetch the data files the wrapper put in S3, merge them, and write the reports.
 
 Each function's data is relative to its own task root (``calculator/app.py``),
-so merging needs to know which function a file came from (the object's
-``function`` metadata, else the key's function segment) and where that
-function's code is on this machine. Merging uses coverage.py's public data
-API (``CoverageData.update`` with a path mapping); downloaded bytes are only
-ever opened as files, never passed to ``CoverageData.loads``.
-
-The combiner package will take this job over; until it publishes its API,
-this module is the test stack's own small combine.
+so the combiner maps each function's paths (known from the ``function@version``
+contexts) onto that function's code folder on this machine.
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +16,9 @@ from typing import TYPE_CHECKING, Final
 
 import coverage
 from coverage import CoverageData
+
+from coverage_combiner import CombineOptions, PathRemapper, combine
+from coverage_combiner.outputs import write_data_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,40 +73,6 @@ def list_data_files(s3: S3Client, bucket: str, prefix: str) -> list[StoredFile]:
     return sorted(stored, key=lambda s: s.key)
 
 
-def merge(
-    files: list[tuple[Path, str]], code_dirs: Mapping[str, Path], data_file: Path
-) -> tuple[CoverageData, list[tuple[str, str]]]:
-    """Merge local data files, each ``(path, function)``, into ``data_file``.
-
-    Relative paths are joined to the function's code folder. Returns the
-    merged data and the files left out with the reason.
-    """
-    data_file.unlink(missing_ok=True)
-    combined = CoverageData(basename=str(data_file))
-    skipped: list[tuple[str, str]] = []
-    for path, function in files:
-        root = code_dirs.get(function)
-        if root is None:
-            skipped.append((str(path), f"no source folder known for function {function!r}"))
-            continue
-        part = CoverageData(basename=str(path))
-        try:
-            part.read()
-            mixed = combined.has_arcs() != part.has_arcs()
-            if mixed and combined.measured_files() and part.measured_files():
-                skipped.append((str(path), "mixes line and branch data with the others"))
-                continue
-            combined.update(part, map_path=functools.partial(_join_relative, root))
-        except coverage.CoverageException as exc:
-            skipped.append((str(path), f"not coverage data: {exc}"))
-    combined.write()
-    return combined, skipped
-
-
-def _join_relative(root: Path, path: str) -> str:
-    return path if os.path.isabs(path) else str(root / path)
-
-
 def write_reports(data_file: Path, html_dir: Path, *, title: str) -> tuple[str, float]:
     """Write the HTML report (with contexts); return the text table and the total."""
     cov = coverage.Coverage(data_file=str(data_file), config_file=False)
@@ -127,32 +88,22 @@ def write_reports(data_file: Path, html_dir: Path, *, title: str) -> tuple[str, 
 def download_and_merge(
     s3: S3Client, bucket: str, prefix: str, code_dirs: Mapping[str, Path], out_dir: Path
 ) -> tuple[CoverageData, list[StoredFile], list[tuple[str, str]]]:
-    """Download every data file under ``s3://bucket/prefix`` and merge them into ``out_dir``.
+    """Merge every data file under ``s3://bucket/prefix`` into ``out_dir/.coverage``.
 
-    Returns the merged data (``out_dir/.coverage``), what was listed, and what
-    was left out with the reason.
+    The combiner does the work: it validates each object, reads the newest
+    snapshot of each process, and maps each function's relative paths onto
+    that function's code folder. Returns the merged data, what was listed,
+    and what was left out with the reason.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    downloads = out_dir / "downloads"
-    if downloads.exists():
-        shutil.rmtree(downloads)
-    downloads.mkdir()
     stored = list_data_files(s3, bucket, prefix)
-    local: list[tuple[Path, str]] = []
-    skipped: list[tuple[str, str]] = []
-    keys: dict[str, str] = {}
-    for number, item in enumerate(stored):
-        if item.size > MAX_OBJECT_BYTES:
-            skipped.append((item.key, f"{item.size} bytes is more than {MAX_OBJECT_BYTES}"))
-            continue
-        path = downloads / f"{number:05d}.coverage"
-        s3.download_file(bucket, item.key, str(path))
-        local.append((path, item.function))
-        keys[str(path)] = item.key
-    combined, left_out = merge(local, code_dirs, out_dir / ".coverage")
-    # Name the S3 object rather than the temporary download.
-    skipped += [(keys.get(path, path), why) for path, why in left_out]
-    return combined, stored, skipped
+    result = combine([f"s3://{bucket}/{prefix}"], CombineOptions(version="all"), s3=s3)
+    remap = PathRemapper(function_roots={name: str(path) for name, path in code_dirs.items()})
+    data_file = out_dir / ".coverage"
+    write_data_file(result.merged, data_file, remap)
+    combined = CoverageData(basename=str(data_file))
+    combined.read()
+    return combined, stored, list(result.rejected)
 
 
 def report_from_s3(

@@ -11,11 +11,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 from coverage_combiner.keys import DataKey, key_segment, parse_key
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected, read_data_file
 from coverage_combiner.sources import Input, list_source
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 #: Called with (stage, done, total) as work progresses: stage is listing, fetching or merging.
 Progress = Callable[[str, int, int], None]
@@ -56,15 +60,22 @@ class CombineResult:
 
 
 def combine(
-    sources: Sequence[str], options: CombineOptions | None = None, progress: Progress | None = None
+    sources: Sequence[str],
+    options: CombineOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    s3: S3Client | None = None,
 ) -> CombineResult:
-    """Merge every data file of ``sources`` (``s3://bucket/prefix``, folders, files)."""
+    """Merge every data file of ``sources`` (``s3://bucket/prefix``, folders, files).
+
+    ``s3`` is the client for S3 sources (default: boto3's own configuration).
+    """
     options = options or CombineOptions()
     report = progress or (lambda stage, done, total: None)
     inputs: list[Input] = []
     skipped: list[str] = []
     for number, spec in enumerate(sources, 1):
-        listing = list_source(spec, exclude_prefix=options.exclude_prefix)
+        listing = list_source(spec, exclude_prefix=options.exclude_prefix, client=s3)
         inputs.extend(listing.inputs)
         skipped.extend(listing.skipped)
         report("listing", number, len(sources))

@@ -121,7 +121,7 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper) -> None:
         target.setdefault(local, set()).update(values)
     if not by_context:
         # An empty but valid data file: coverage.py reads it and reports nothing.
-        data.touch_files([])
+        data.add_lines({})
     for context in sorted(by_context):
         data.set_context(context)
         files = {name: sorted(values) for name, values in by_context[context].items()}

@@ -69,16 +69,21 @@ def s3_client() -> S3Client:
         return client
 
 
-def list_source(spec: str, *, exclude_prefix: str | None = None) -> Listing:
-    """List one source: ``s3://bucket/prefix``, a folder, or a file."""
+def list_source(
+    spec: str, *, exclude_prefix: str | None = None, client: S3Client | None = None
+) -> Listing:
+    """List one source: ``s3://bucket/prefix``, a folder, or a file.
+
+    ``client`` is the S3 client to use (default: one from boto3's own
+    configuration, which honours ``AWS_ENDPOINT_URL_S3``).
+    """
     if spec.startswith("s3://"):
-        return _list_s3(spec, exclude_prefix)
+        return _list_s3(spec, exclude_prefix, client or s3_client())
     return _list_local(Path(spec))
 
 
-def _list_s3(url: str, exclude_prefix: str | None) -> Listing:
+def _list_s3(url: str, exclude_prefix: str | None, client: S3Client) -> Listing:
     bucket, prefix = parse_s3_url(url)
-    client = s3_client()
     inputs: list[Input] = []
     skipped: list[str] = []
     try:
