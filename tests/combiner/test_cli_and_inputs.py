@@ -199,6 +199,8 @@ def test_paths_rules_and_per_function_roots(tmp_path: Path) -> None:
     remap = PathRemapper.build(
         paths=["/build/=/src/"], source_roots=["/checkout", "orders=/orders-src"]
     )
+    relative = PathRemapper.build(source_roots=["checkout"])
+    assert relative.map("app.py") == str(Path("checkout/app.py").resolve())
     assert remap.map("/build/x.py", "billing") == "/src/x.py"
     assert remap.map("/var/task/app.py", "billing") == "/checkout/app.py"
     assert remap.map("app.py", "orders") == "/orders-src/app.py"
@@ -274,3 +276,30 @@ def test_no_data_at_all_still_gives_a_valid_empty_data_file(tmp_path: Path) -> N
         == EXIT_OK
     )
     assert read_data(out / ".coverage") == ({}, {}, set())
+
+
+def test_per_function_figures_with_a_relative_source_root(
+    measured: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, inputs = measured
+    (inputs / key(pid=2)).unlink()
+    monkeypatch.chdir(tmp_path)
+    code = main(["combine", str(inputs), "-o", "out", "--source-root", "orders=src", "--json"])
+    assert code == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    # Lines 1, 2 and 3 of 4 ran in this function.
+    assert summary["functions"]["orders"]["statements"] == 4
+    assert summary["functions"]["orders"]["percent_covered"] == 75.0
+    assert summary["files"] == {
+        "src/app.py": {
+            "statements": 4,
+            "covered_lines": 3,
+            "missing_lines": 1,
+            "percent_covered": 66.67,
+            "branches": 2,
+            "covered_branches": 1,
+        }
+    }

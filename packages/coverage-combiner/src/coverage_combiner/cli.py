@@ -19,6 +19,7 @@ from coverage_combiner.outputs import (
     parse_formats,
     write_outputs,
 )
+from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 
 EXIT_OK = 0
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=_positive, default=8, help="parallel fetches (default: %(default)s)"
     )
     run.add_argument(
+        "--max-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BYTES,
+        help="reject inputs larger than this (default: %(default)s)",
+    )
+    run.add_argument(
         "--all-snapshots",
         action="store_true",
         help="read every snapshot, not only the newest per process (same result, slower)",
@@ -151,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 since=args.since,
                 until=args.until,
                 jobs=args.jobs,
+                max_bytes=args.max_bytes,
                 newest_snapshot_only=not args.all_snapshots,
                 exclude_prefix=output_prefix.split("/", 3)[3]
                 if output_prefix and output_prefix.count("/") >= 3

@@ -32,7 +32,6 @@ from coverage_combiner.keys import is_data_key
 from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
 from coverage_combiner.reader import Rejected, read_data_file
-from coverage_combiner.remap import PathRemapper
 from coverage_combiner.sources import s3_client
 
 DEFAULT_RAW_PREFIX = "coverage/"
@@ -111,7 +110,7 @@ def merge_into_rolling(
         merged, mixed = merger.result()
         with tempfile.TemporaryDirectory() as work:
             path = Path(work) / "combined.coverage"
-            write_data_file(merged, path, PathRemapper())
+            write_data_file(merged, path, None)
             body = path.read_bytes()
         if before_write is not None:
             before_write()

@@ -106,8 +106,12 @@ def _render(
     return written
 
 
-def write_data_file(merged: Merged, path: Path, remap: PathRemapper) -> None:
-    """Write the merged data as a standard coverage.py data file."""
+def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
+    """Write the merged data as a standard coverage.py data file.
+
+    With ``remap``, paths become the local paths reports read; without, they
+    stay as measured (for data that will be merged again elsewhere).
+    """
     from coverage import CoverageData
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +120,7 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper) -> None:
     source = merged.arcs if merged.has_arcs else merged.lines
     for (context, measured_path), values in source.items():
         function, _ = split_context(context)
-        local = remap.map(measured_path, function)
+        local = remap.map(measured_path, function) if remap else measured_path
         target = by_context.setdefault(context, {})
         target.setdefault(local, set()).update(values)
     if not by_context:

@@ -10,6 +10,7 @@ every function has its own task root and two can both have an ``app.py``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,12 +53,16 @@ class PathRemapper:
         return cls(rules=tuple(rules), root=root, function_roots=function_roots)
 
     def map(self, path: str, function: str | None = None) -> str:
-        """Where ``path``, measured in ``function``, is to be read from."""
+        """Where ``path``, measured in ``function``, is to be read from (an absolute path).
+
+        coverage.py matches data to source by absolute path, so whatever is
+        still relative after the rules is taken relative to the working folder.
+        """
         for source, target in self.rules:
             if path.startswith(source):
-                return target + path[len(source) :]
+                return os.path.abspath(target + path[len(source) :])
         relative = path[len(TASK_ROOT) :] if path.startswith(TASK_ROOT) else path
         if relative.startswith("/"):
             return relative
         root = self.function_roots.get(function or "", self.root)
-        return f"{root}/{relative}" if root else relative
+        return os.path.abspath(f"{root}/{relative}" if root else relative)

@@ -7,6 +7,7 @@ contexts. Without it, the summary still says what was executed.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.__about__ import __version__
@@ -33,6 +34,8 @@ def build_summary(
         function, _ = split_context(context)
         executed.setdefault(function, {}).setdefault(remap.map(path, function), set()).update(lines)
     files_report: dict[str, Any] = (report or {}).get("files", {})
+    # coverage.py names files relative to the working folder where it can.
+    by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
     for function, files in sorted(executed.items()):
         entry: dict[str, Any] = {
             "versions": result.versions.kept.get(function, []),
@@ -43,7 +46,7 @@ def build_summary(
             statements = 0
             covered = 0
             for path, lines in files.items():
-                info = files_report.get(path)
+                info = by_absolute.get(path)
                 if info is None:
                     continue
                 stmts = set(info["executed_lines"]) | set(info["missing_lines"])
