@@ -52,6 +52,10 @@ test-compat: $(HATCH) ## Run the wrapper's tests on Python 3.10, 3.12 and 3.13 w
 bench-wrapper: install ## Measure the wrapper's cold-start and per-invocation cost (see BENCHMARKS.md)
 	$(HATCH) run bench-wrapper
 
+.PHONY: bench-combiner
+bench-combiner: install ## Time the combiner against coverage combine on 2,000 and 20,000 files (see BENCHMARKS.md)
+	$(HATCH) run bench-combiner --files 2000 20000
+
 .PHONY: types
 types: install ## mypy --strict over packages, apps, tests and benchmarks
 	$(HATCH) run types

@@ -125,3 +125,21 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     everything = combine([str(root)], CombineOptions(version="all"))
     assert everything.merged.lines_by_file() == {"app.py": {1, 2, 5}, "bill.py": {9}}
     assert everything.warnings == []
+
+
+def test_data_read_into_python_merges_like_bytes(tmp_path: Path) -> None:
+    """The slow path (used when the SQL layout surprises us) gives the same union."""
+    from coverage_combiner.merge import Merger
+    from coverage_combiner.reader import read_data_file
+
+    first = write_data(tmp_path / "a.coverage", lines={"f@1": {"a.py": {1, 2}}})
+    second = write_data(tmp_path / "b.coverage", lines={"f@1": {"a.py": {2, 9}}})
+    fast, slow = Merger(), Merger()
+    for path in (first, second):
+        fast.add_bytes(path.name, path.read_bytes())
+        slow.add(read_data_file(path.name, path.read_bytes()))
+    assert fast.result()[0].lines == slow.result()[0].lines == {("f@1", "a.py"): {1, 2, 9}}
+    arcs = write_data(tmp_path / "c.coverage", arcs={"f@1": {"a.py": {(-1, 1), (1, -1)}}})
+    slow_arcs = Merger()
+    slow_arcs.add(read_data_file(arcs.name, arcs.read_bytes()))
+    assert slow_arcs.result()[0].arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}

@@ -7,19 +7,24 @@ put the two together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.keys import DataKey, key_segment, parse_key
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions
-from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected, read_data_file
+from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import Input, list_source
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Called with (stage, done, total) as work progresses: stage is listing, fetching or merging.
 Progress = Callable[[str, int, int], None]
@@ -83,26 +88,28 @@ def combine(
     merger = Merger()
     rejected: list[tuple[str, str]] = []
 
-    def load(item: Input) -> tuple[Input, object]:
+    def fetch(item: Input) -> tuple[Input, bytes | Rejected]:
+        # Only the fetching is parallel: the merge itself runs in SQLite, in order.
         if item.size > options.max_bytes:
             return item, Rejected(
                 f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
             )
         try:
-            return item, read_data_file(item.name, item.fetch(), max_bytes=options.max_bytes)
-        except Rejected as exc:
-            return item, exc
+            return item, item.fetch()
         except Exception as exc:  # noqa: BLE001 - a fetch that failed after its retries
             return item, Rejected(f"could not be fetched: {exc}")
 
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        for done, (item, outcome) in enumerate(pool.map(load, chosen), 1):
-            if isinstance(outcome, Rejected):
-                rejected.append((item.name, str(outcome)))
-            else:
-                merger.add(outcome)  # type: ignore[arg-type]
+        for done, (item, outcome) in enumerate(_bounded_map(pool, fetch, chosen, options.jobs), 1):
+            try:
+                if isinstance(outcome, Rejected):
+                    raise outcome
+                merger.add_bytes(item.name, outcome, max_bytes=options.max_bytes)
+            except Rejected as exc:
+                rejected.append((item.name, str(exc)))
             report("merging", done, len(chosen))
     merged, mixed = merger.result()
+    merger.close()
     rejected.extend(mixed)
     if options.function is not None:
         merged = _only_function(merged, options.function)
@@ -121,6 +128,25 @@ def combine(
         superseded=superseded,
         warnings=warnings,
     )
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, work: Callable[[T], R], items: Sequence[T], jobs: int
+) -> Iterator[R]:
+    """``pool.map`` that keeps at most a few results per worker in memory at once.
+
+    ``Executor.map`` submits everything up front, so with thousands of inputs
+    every fetched file would sit in memory before it is merged.
+    """
+    window: deque[Future[R]] = deque()
+    pending = iter(items)
+    for item in itertools.islice(pending, max(1, jobs) * 4):
+        window.append(pool.submit(work, item))
+    while window:
+        result = window.popleft().result()
+        for item in itertools.islice(pending, 1):
+            window.append(pool.submit(work, item))
+        yield result
 
 
 def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:

@@ -31,7 +31,7 @@ from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.keys import is_data_key
 from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
-from coverage_combiner.reader import Rejected, read_data_file
+from coverage_combiner.reader import Rejected
 from coverage_combiner.sources import s3_client
 
 DEFAULT_RAW_PREFIX = "coverage/"
@@ -86,17 +86,13 @@ def merge_into_rolling(
         return {"merged": [], "ignored": ignored, "rejected": [], "attempts": 0}
     client = s3_client()
     rolling_key = combined_prefix + ROLLING_NAME
-    new_data = []
-    rejected: list[dict[str, str]] = []
-    for key in wanted:
-        name = f"s3://{bucket}/{key}"
-        try:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            new_data.append(read_data_file(name, body))
-        except Rejected as exc:
-            rejected.append({"input": name, "reason": str(exc)})
+    new_data = {
+        f"s3://{bucket}/{key}": client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for key in wanted
+    }
     for attempt in range(1, MAX_ATTEMPTS + 1):
         merger = Merger()
+        rejected: list[dict[str, str]] = []
         condition: dict[str, str]
         try:
             current = client.get_object(Bucket=bucket, Key=rolling_key)
@@ -104,10 +100,14 @@ def merge_into_rolling(
             condition = {"IfNoneMatch": "*"}
         else:
             condition = {"IfMatch": current["ETag"]}
-            merger.add(read_data_file(f"s3://{bucket}/{rolling_key}", current["Body"].read()))
-        for measured in new_data:
-            merger.add(measured)
+            merger.add_bytes(f"s3://{bucket}/{rolling_key}", current["Body"].read())
+        for name, body in new_data.items():
+            try:
+                merger.add_bytes(name, body)
+            except Rejected as exc:
+                rejected.append({"input": name, "reason": str(exc)})
         merged, mixed = merger.result()
+        merger.close()
         with tempfile.TemporaryDirectory() as work:
             path = Path(work) / "combined.coverage"
             write_data_file(merged, path, None)

@@ -10,9 +10,20 @@ wins and the inputs of the other kind are reported as rejected.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass, field
 
-from coverage_combiner.reader import Arc, MeasuredFile
+from coverage.numbits import numbits_to_nums, nums_to_numbits, register_sqlite_functions
+
+from coverage_combiner.reader import (
+    DEFAULT_MAX_BYTES,
+    Arc,
+    MeasuredFile,
+    Rejected,
+    check_bytes,
+    describe_schema,
+    read_data_file,
+)
 
 _NUMBER = re.compile(r"\d+")
 
@@ -72,32 +83,135 @@ class Merged:
         return result
 
 
+_ACCUMULATOR = """
+create table file (id integer primary key, path text unique);
+create table context (id integer primary key, context text unique);
+create table arc (
+    file_id integer, context_id integer, fromno integer, tono integer,
+    unique (file_id, context_id, fromno, tono)
+);
+create table line_bits (
+    file_id integer, context_id integer, numbits blob, unique (file_id, context_id)
+);
+"""
+
+# Input ids become ours by joining on the path and the context text.
+_MERGE_FILES = "insert or ignore into main.file (path) select path from input.file"
+_MERGE_CONTEXTS = "insert or ignore into main.context (context) select context from input.context"
+_MERGE_ARCS = """
+insert or ignore into main.arc (file_id, context_id, fromno, tono)
+select f.id, c.id, a.fromno, a.tono
+from input.arc a
+join input.file fi on fi.id = a.file_id join main.file f on f.path = fi.path
+join input.context ci on ci.id = a.context_id join main.context c on c.context = ci.context
+"""
+_MERGE_LINES = """
+insert into main.line_bits (file_id, context_id, numbits)
+select f.id, c.id, l.numbits
+from input.line_bits l
+join input.file fi on fi.id = l.file_id join main.file f on f.path = fi.path
+join input.context ci on ci.id = l.context_id join main.context c on c.context = ci.context
+where true
+on conflict (file_id, context_id) do update set numbits = numbits_union(numbits, excluded.numbits)
+"""
+
+
 class Merger:
-    """Accumulates inputs; :meth:`result` picks the data kind and applies version choice."""
+    """Accumulates inputs in an in-memory SQLite database; SQLite does the union.
+
+    Each input's bytes are loaded into an attached in-memory schema and
+    merged with ``insert ... select``: the per-line work happens in SQLite's
+    C code, not in Python, which is what makes this faster than reading
+    each file through coverage.py. :meth:`result` picks the data kind most
+    inputs have and applies nothing else.
+    """
 
     def __init__(self) -> None:
-        self._by_kind = {True: Merged(has_arcs=True), False: Merged(has_arcs=False)}
+        self._db = sqlite3.connect(":memory:")
+        register_sqlite_functions(self._db)
+        self._db.executescript(_ACCUMULATOR)
+        self._db.execute("attach database ':memory:' as input")
+        self._inputs: dict[bool, list[str]] = {True: [], False: []}
+
+    def add_bytes(self, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """Validate one untrusted data file and merge it; raise :class:`Rejected` if not."""
+        check_bytes(data, max_bytes)
+        try:
+            self._db.deserialize(data, name="input")
+        except sqlite3.Error as exc:
+            raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
+        try:
+            has_arcs = describe_schema(self._db, "input")
+            with self._db:
+                self._db.execute(_MERGE_FILES)
+                self._db.execute(_MERGE_CONTEXTS)
+                self._db.execute(_MERGE_ARCS if has_arcs else _MERGE_LINES)
+        except sqlite3.OperationalError:
+            # Same schema number, unexpected layout: let coverage.py read it.
+            self.add(read_data_file(name, data, max_bytes=max_bytes))
+            return
+        except sqlite3.DatabaseError as exc:
+            raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
+        self._inputs[has_arcs].append(name)
 
     def add(self, measured: MeasuredFile) -> None:
-        """Add one file's data (its kind's accumulator)."""
-        target = self._by_kind[measured.has_arcs]
-        target.inputs.append(measured.name)
-        for key, lines in measured.lines.items():
-            target.lines.setdefault(key, set()).update(lines)
-        for key, arcs in measured.arcs.items():
-            target.arcs.setdefault(key, set()).update(arcs)
+        """Merge data already read into Python (the slow path)."""
+        with self._db:
+            for context, path in {*measured.lines, *measured.arcs}:
+                self._db.execute("insert or ignore into main.file (path) values (?)", (path,))
+                self._db.execute(
+                    "insert or ignore into main.context (context) values (?)", (context,)
+                )
+            for (context, path), arcs in measured.arcs.items():
+                ids = self._ids(context, path)
+                self._db.executemany(
+                    "insert or ignore into main.arc values (?, ?, ?, ?)",
+                    [(*ids, a, b) for a, b in arcs],
+                )
+            for (context, path), lines in measured.lines.items():
+                self._db.execute(
+                    "insert into main.line_bits values (?, ?, ?) on conflict (file_id, context_id) "
+                    "do update set numbits = numbits_union(numbits, excluded.numbits)",
+                    (*self._ids(context, path), nums_to_numbits(lines)),
+                )
+        self._inputs[measured.has_arcs].append(measured.name)
+
+    def _ids(self, context: str, path: str) -> tuple[int, int]:
+        file_id = self._db.execute("select id from main.file where path = ?", (path,)).fetchone()[0]
+        context_id = self._db.execute(
+            "select id from main.context where context = ?", (context,)
+        ).fetchone()[0]
+        return int(file_id), int(context_id)
 
     def result(self) -> tuple[Merged, list[tuple[str, str]]]:
         """The merged data of the majority kind, and the (input, reason) of the rest."""
-        arcs, lines = self._by_kind[True], self._by_kind[False]
-        keep, drop = (arcs, lines) if len(arcs.inputs) >= len(lines.inputs) else (lines, arcs)
-        kind = "branch" if keep.has_arcs else "line"
-        other = "line" if keep.has_arcs else "branch"
+        arcs_inputs, lines_inputs = self._inputs[True], self._inputs[False]
+        has_arcs = len(arcs_inputs) >= len(lines_inputs)
+        keep, drop = (arcs_inputs, lines_inputs) if has_arcs else (lines_inputs, arcs_inputs)
+        merged = Merged(has_arcs=has_arcs, inputs=list(keep))
+        if has_arcs:
+            for context, path, fromno, tono in self._db.execute(
+                "select c.context, f.path, a.fromno, a.tono from main.arc a "
+                "join main.file f on f.id = a.file_id join main.context c on c.id = a.context_id"
+            ):
+                merged.arcs.setdefault((context, path), set()).add((fromno, tono))
+        else:
+            for context, path, numbits in self._db.execute(
+                "select c.context, f.path, l.numbits from main.line_bits l "
+                "join main.file f on f.id = l.file_id join main.context c on c.id = l.context_id"
+            ):
+                merged.lines.setdefault((context, path), set()).update(numbits_to_nums(numbits))
+        kind = "branch" if has_arcs else "line"
+        other = "line" if has_arcs else "branch"
         reason = (
-            f"{other} data among {len(keep.inputs)} files of {kind} data; coverage.py cannot "
+            f"{other} data among {len(keep)} files of {kind} data; coverage.py cannot "
             f"mix them: measure every function with the same COVERAGE_BRANCH_COVERAGE"
         )
-        return keep, [(name, reason) for name in drop.inputs]
+        return merged, [(name, reason) for name in drop]
+
+    def close(self) -> None:
+        """Free the accumulator."""
+        self._db.close()
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,36 @@ class Rejected(Exception):
     """An input that cannot be merged; the message says why, for the report."""
 
 
-def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
-    """Check and read one data file's bytes; raise :class:`Rejected` with the reason."""
+def check_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """The checks made before a file is opened at all."""
     if not data:
         raise Rejected("empty file (0 bytes)")
     if len(data) > max_bytes:
         raise Rejected(f"{len(data)} bytes is over the size cap of {max_bytes} (--max-bytes)")
     if not data.startswith(SQLITE_HEADER):
         raise Rejected("not a coverage.py data file: not an SQLite database")
+
+
+def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
+    """Check the schema of a loaded data file; return whether it holds branch data."""
+    version = _schema_version(db, schema)
+    if version != SCHEMA_VERSION:
+        raise Rejected(
+            f"written by another coverage.py (data schema {version}; this combiner reads "
+            f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
+        )
+    # The schema name is ours ("main" or "input"), never from the input.
+    has_arcs = db.execute(f"select value from {schema}.meta where key = 'has_arcs'").fetchone()  # noqa: S608
+    arcs = db.execute(f"select exists (select 1 from {schema}.arc)").fetchone()[0]  # noqa: S608
+    lines = db.execute(f"select exists (select 1 from {schema}.line_bits)").fetchone()[0]  # noqa: S608
+    if arcs and lines:
+        raise Rejected("holds both line and branch data; a data file holds one or the other")
+    return bool(arcs) or (has_arcs is not None and has_arcs[0] in ("1", "true", "True"))
+
+
+def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
+    """Check and read one data file's bytes into Python; raise :class:`Rejected` with the reason."""
+    check_bytes(data, max_bytes)
     # The bytes become a private in-memory database: the input itself is never
     # opened for writing, and nothing touches the disk.
     db = sqlite3.connect(":memory:")
@@ -61,14 +83,9 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
             db.deserialize(data)
         except sqlite3.Error as exc:
             raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
-        version = _schema_version(db)
-        if version != SCHEMA_VERSION:
-            raise Rejected(
-                f"written by another coverage.py (data schema {version}; this combiner reads "
-                f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
-            )
+        has_arcs = describe_schema(db)
         try:
-            return _read_sql(name, db)
+            return _read_sql(name, db, has_arcs)
         except sqlite3.OperationalError:
             # Same schema number, unexpected layout: let coverage.py read it.
             return _read_public_api(name, data)
@@ -78,9 +95,9 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
         db.close()
 
 
-def _schema_version(db: sqlite3.Connection) -> int | None:
+def _schema_version(db: sqlite3.Connection, schema: str = "main") -> int | None:
     try:
-        row = db.execute("select version from coverage_schema").fetchone()
+        row = db.execute(f"select version from {schema}.coverage_schema").fetchone()  # noqa: S608
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             raise Rejected("not a coverage.py data file: no coverage_schema table") from exc
@@ -88,15 +105,9 @@ def _schema_version(db: sqlite3.Connection) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-def _read_sql(name: str, db: sqlite3.Connection) -> MeasuredFile:
-    meta = dict(db.execute("select key, value from meta").fetchall())
+def _read_sql(name: str, db: sqlite3.Connection, has_arcs: bool) -> MeasuredFile:
     paths = dict(db.execute("select id, path from file").fetchall())
     contexts = dict(db.execute("select id, context from context").fetchall())
-    arc_count = db.execute("select count(*) from arc").fetchone()[0]
-    line_count = db.execute("select count(*) from line_bits").fetchone()[0]
-    has_arcs = meta.get("has_arcs") in ("1", "true", "True") or arc_count > 0
-    if arc_count and line_count:
-        raise Rejected("holds both line and branch data; a data file holds one or the other")
     measured = MeasuredFile(name=name, has_arcs=has_arcs)
     if has_arcs:
         for file_id, context_id, fromno, tono in db.execute(

@@ -1,0 +1,181 @@
+"""The combiner against ``coverage combine``, on the same realistic data files, in one run.
+
+Run: ``make bench-combiner`` (or ``hatch run python benchmarks/combiner/bench.py --files 2000``).
+
+1. Measures the test stack's main function (apps/test-stack/functions/main)
+   in-process under coverage.py for every scenario, to get real arcs.
+2. Writes N data files as N different containers would: each holds the arcs
+   of a random subset of scenarios, in the wrapper's key layout, one
+   snapshot per container (so the combiner's newest-snapshot shortcut does
+   not apply: this is merge speed alone).
+3. Times, each in its own process, ``coverage combine --keep`` over a folder
+   of the files and ``lambda-coverage combine`` over a folder of the same
+   bytes, and ``lambda-coverage combine s3://...`` against moto's server on
+   127.0.0.1; reports wall time, the ratio, and peak RSS of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import coverage
+from coverage import CoverageData
+
+REPO = Path(__file__).resolve().parents[2]
+MAIN_ROOT = REPO / "apps" / "test-stack" / "functions" / "main"
+
+_RUN = textwrap.dedent(
+    """
+    import json, resource, subprocess, sys, time
+    started = time.perf_counter()
+    done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 4):
+        sys.stderr.write(done.stdout + done.stderr)
+        sys.exit(done.returncode)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak / 1024}))
+    """
+)
+
+
+def scenario_arcs() -> list[dict[str, set[tuple[int, int]]]]:
+    """Real arcs of the main function, one set per scenario event."""
+    sys.path.insert(0, str(REPO / "apps" / "test-stack"))
+    from test_stack.scenarios import scenarios_for
+
+    sys.path.insert(0, str(MAIN_ROOT))
+    events = [s.event for s in scenarios_for() if s.function == "main"]
+    found = []
+    old = os.getcwd()
+    os.chdir(MAIN_ROOT)
+    try:
+        for event in events:
+            cov = coverage.Coverage(
+                data_file=None, branch=True, include=[f"{MAIN_ROOT}/*"], config_file=False
+            )
+            cov.set_option("run:relative_files", True)
+            cov.start()
+            for name in [m for m in sys.modules if m.startswith("calculator")]:
+                del sys.modules[name]
+            app = importlib.import_module("calculator.app")
+            # Error scenarios raise by design.
+            with contextlib.suppress(Exception):
+                app.handler(event, None)
+            cov.stop()
+            data = cov.get_data()
+            found.append({f: set(data.arcs(f) or ()) for f in data.measured_files()})
+    finally:
+        os.chdir(old)
+    return found
+
+
+def generate(count: int, folder: Path, seed: int = 7) -> None:
+    """``count`` data files as many containers of one function would upload."""
+    rng = random.Random(seed)
+    arcs = scenario_arcs()
+    folder.mkdir(parents=True)
+    for number in range(count):
+        chosen = rng.sample(arcs, k=rng.randint(1, min(6, len(arcs))))
+        merged: dict[str, set[tuple[int, int]]] = {}
+        for files in chosen:
+            for name, values in files.items():
+                merged.setdefault(name, set()).update(values)
+        day = f"2026/11/{1 + number % 28:02d}"
+        path = folder / f"coverage/{day}/main/LATEST/{number:08x}-{1000 + number}-000001.coverage"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = CoverageData(basename=str(path))
+        data.set_context("main@$LATEST")
+        data.add_arcs({name: sorted(values) for name, values in merged.items()})
+        data.write()
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN, *command], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    measured: dict[str, float] = json.loads(result.stdout)
+    return measured
+
+
+def bench(count: int, work: Path) -> dict[str, dict[str, float]]:
+    source = work / f"files-{count}"
+    generate(count, source)
+    files = sorted(source.rglob("*.coverage"))
+    # coverage combine takes `<data file>.*` from a folder: same bytes, its naming.
+    theirs = work / f"theirs-{count}"
+    theirs.mkdir()
+    for number, path in enumerate(files):
+        shutil.copyfile(path, theirs / f".coverage.{number}")
+    results = {
+        "coverage combine": timed(
+            [sys.executable, "-m", "coverage", "combine", "--keep", "-q",
+             f"--data-file={theirs / '.coverage'}", str(theirs)]
+        ),
+        "lambda-coverage (folder)": timed(
+            [sys.executable, "-m", "coverage_combiner.cli", "combine", str(source),
+             "-o", str(work / f"ours-{count}"), "--format", "data", "-q"]
+        ),
+    }  # fmt: skip
+    results["lambda-coverage (S3, moto)"] = _bench_s3(files, source, work, count)
+    return results
+
+
+def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[str, float]:
+    sys.path.insert(0, str(REPO / "apps" / "test-stack"))
+    from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
+
+    with moto_s3_server() as url:
+        client = s3_client(url)
+        bucket = f"bench-{count}"
+        client.create_bucket(Bucket=bucket)
+        for path in files:
+            client.put_object(
+                Bucket=bucket, Key=path.relative_to(source).as_posix(), Body=path.read_bytes()
+            )
+        env = {**os.environ, **s3_environment(url)}
+        return timed(
+            [sys.executable, "-m", "coverage_combiner.cli", "combine", f"s3://{bucket}/coverage/",
+             "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16"],
+            env=env,
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, nargs="+", default=[2000])
+    args = parser.parse_args(argv)
+    print(f"Python {sys.version.split()[0]}, coverage {coverage.__version__}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-combiner-") as tmp:
+        for count in args.files:
+            results = bench(count, Path(tmp))
+            base = results["coverage combine"]["seconds"]
+            print(f"\n{count} data files")
+            print("| tool | seconds | vs coverage combine | peak RSS MiB |")
+            print("| --- | ---: | ---: | ---: |")
+            for name, figures in results.items():
+                ratio = base / figures["seconds"]
+                print(
+                    f"| {name} | {figures['seconds']:.2f} | {ratio:.1f}x faster "
+                    f"| {figures['peak_rss_mib']:.0f} |"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
