@@ -6,6 +6,8 @@ VENV   := .venv
 HATCH  := $(VENV)/bin/hatch
 export HATCH_DATA_DIR := $(CURDIR)/.hatch
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# jsii names the Node.js majors whose end-of-life banner it may skip.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20,22
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PACKAGES := coverage-wrapper coverage-combiner coverage-cdk-constructs
