@@ -1,13 +1,27 @@
 """AWS CDK v2 constructs for Lambda Coverage.
 
-``CoverageBucket`` keeps the data; ``InstrumentedFunction`` is a Python
-function with coverage on; ``CoverageInstrumentation`` is an aspect that
-instruments every Python function of a scope.
+``CoverageBucket`` keeps the data; ``CoverageLayer`` is the wrapper and
+coverage.py as a layer, built locally for the Lambda platform;
+``InstrumentedFunction`` is a Python function with coverage on;
+``CoverageInstrumentation`` is an aspect that instruments every Python
+function of a scope; ``CoverageCombiner`` merges the data into reports.
 """
 
 from coverage_cdk_constructs.__about__ import __version__
 from coverage_cdk_constructs.aspect import CoverageInstrumentation
 from coverage_cdk_constructs.bucket import CoverageBucket
+from coverage_cdk_constructs.combiner import CoverageCombiner
+from coverage_cdk_constructs.errors import LayerBuildError, WheelDownloadError
 from coverage_cdk_constructs.function import InstrumentedFunction
+from coverage_cdk_constructs.layer import CoverageLayer
 
-__all__ = ["CoverageBucket", "CoverageInstrumentation", "InstrumentedFunction", "__version__"]
+__all__ = [
+    "CoverageBucket",
+    "CoverageCombiner",
+    "CoverageInstrumentation",
+    "CoverageLayer",
+    "InstrumentedFunction",
+    "LayerBuildError",
+    "WheelDownloadError",
+    "__version__",
+]

@@ -10,7 +10,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from coverage_cdk_constructs.environment import DEFAULT_COMBINED_PREFIX, DEFAULT_RAW_PREFIX
+from coverage_cdk_constructs.environment import (
+    DEFAULT_COMBINED_PREFIX,
+    DEFAULT_RAW_PREFIX,
+    function_keys_pattern,
+)
 
 DEFAULT_RAW_RETENTION = Duration.days(30)
 DEFAULT_COMBINED_RETENTION = Duration.days(365)
@@ -106,9 +110,14 @@ class CoverageBucket(Construct):
 
         With ``function_name``, only keys of the wrapper's layout for that
         function (``{raw}yyyy/mm/dd/{function_name}/...``). Nothing to read.
+        Granting a function its own name through its own role's default
+        policy makes a dependency cycle; :class:`InstrumentedFunction` uses a
+        policy of its own for that.
         """
         pattern = (
-            f"{self.raw_prefix}*/*/*/{function_name}/*" if function_name else f"{self.raw_prefix}*"
+            function_keys_pattern(self.raw_prefix, function_name)
+            if function_name
+            else f"{self.raw_prefix}*"
         )
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
@@ -120,18 +129,41 @@ class CoverageBucket(Construct):
         return grant
 
     def grant_read_coverage(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let ``grantee`` list and read raw data and combined reports (a combiner, a CI role)."""
+        """Let ``grantee`` list the bucket and read raw data and reports (a combiner, a CI role).
+
+        Listing is granted on the whole bucket: without it S3 answers a read
+        of a missing key with 403 instead of 404, and the combiner needs to
+        tell the two apart.
+        """
         grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["s3:GetObject", "s3:ListBucket"],
-            resource_arns=[
-                self.bucket.bucket_arn,
-                self.bucket.arn_for_objects(f"{self.raw_prefix}*"),
-                self.bucket.arn_for_objects(f"{self.combined_prefix}*"),
-            ],
+            grantee=grantee, actions=["s3:ListBucket"], resource_arns=[self.bucket.bucket_arn]
+        ).combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["s3:GetObject"],
+                resource_arns=[
+                    self.bucket.arn_for_objects(f"{self.raw_prefix}*"),
+                    self.bucket.arn_for_objects(f"{self.combined_prefix}*"),
+                ],
+            )
         )
         if self.bucket.encryption_key is not None:
             self.bucket.encryption_key.grant_decrypt(grantee)
+        return grant
+
+    def grant_write_reports(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` put objects under the combined prefix only (the combiner).
+
+        It cannot write raw data, so what it writes can never trigger a
+        combiner listening on the raw prefix.
+        """
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:PutObject"],
+            resource_arns=[self.bucket.arn_for_objects(f"{self.combined_prefix}*")],
+        )
+        if self.bucket.encryption_key is not None:
+            self.bucket.encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Encrypt")
         return grant
 
 

@@ -1,0 +1,147 @@
+"""``CoverageCombiner``: the combiner as a Lambda function, on a schedule and/or on uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import AssetHashType, Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from constructs import Construct
+
+from coverage_cdk_constructs.bucket import CoverageBucket
+from coverage_cdk_constructs.bundle import Bundle, BundleSpec, build_bundle
+from coverage_cdk_constructs.environment import (
+    COMBINER_HANDLER,
+    ENV_COMBINED_PREFIX,
+    ENV_S3_BUCKET,
+    ENV_S3_PREFIX,
+)
+from coverage_cdk_constructs.instrument import exclude_from_coverage
+from coverage_cdk_constructs.lambda_platform import DEFAULT_COVERAGE_VERSIONS, python_of_runtime
+from coverage_cdk_constructs.layer import python_runtime
+from coverage_cdk_constructs.sources import combiner_package
+
+#: The newest Python the combiner is tested on.
+DEFAULT_COMBINER_PYTHON: Final = "3.13"
+DEFAULT_SCHEDULE: Final = events.Schedule.rate(Duration.hours(1))
+#: Only the wrapper's data files trigger a merge (not reports, not anything else).
+DATA_FILE_SUFFIX: Final = ".coverage"
+
+
+class CoverageCombiner(Construct):
+    """Merge the raw data files of a :class:`CoverageBucket` into reports, in Lambda.
+
+    A scheduled run combines everything under the raw prefix into
+    ``{combined_prefix}latest/``; S3 triggers merge each new data file into
+    ``{combined_prefix}rolling/``. The function reads the raw and combined
+    prefixes and writes only the combined prefix, which never overlaps the
+    raw one (:class:`CoverageBucket` refuses that) and is not in the trigger's
+    filter: it cannot trigger itself.
+
+    :param bucket: the :class:`CoverageBucket` (wrap an existing bucket with
+        ``CoverageBucket(self, "Coverage", bucket=...)``).
+    :param schedule: when to combine everything. Default: every hour.
+        ``None``: no schedule (then ``s3_trigger`` must be on).
+    :param s3_trigger: also merge every new data file as it lands. Default ``False``.
+    :param runtime: default Python 3.13.
+    :param architecture: default ``ARM_64``.
+    :param memory_size: MB; default 1024 (merging is CPU-bound, and CPU grows with memory).
+    :param timeout: default 5 minutes.
+    :param reserved_concurrent_executions: default: unreserved.
+    :param combiner_source: the ``coverage_combiner`` folder to bundle. Default:
+        this repository's when there is one, else the released wheel.
+    :param combiner_version: bundle this release of ``lambda-coverage-combiner``.
+    :param coverage_versions: coverage.py release per Python version.
+    :param cache_dir: where wheels and built zips are cached.
+
+    Attributes: ``function`` (the ``lambda_.Function``), ``rule`` (the
+    schedule's ``events.Rule`` or ``None``), ``bundle``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: CoverageBucket,
+        schedule: events.Schedule | None = DEFAULT_SCHEDULE,
+        s3_trigger: bool = False,
+        runtime: lambda_.Runtime | None = None,
+        architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
+        memory_size: int = 1024,
+        timeout: Duration | None = None,
+        reserved_concurrent_executions: int | None = None,
+        combiner_source: Path | None = None,
+        combiner_version: str | None = None,
+        coverage_versions: Mapping[str, str] | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not isinstance(bucket, CoverageBucket):
+            raise TypeError(
+                f"{self.node.path}: bucket= must be a CoverageBucket (it knows the raw and "
+                "combined prefixes); wrap an existing bucket: CoverageBucket(self, 'Coverage', "
+                "bucket=existing)"
+            )
+        if schedule is None and not s3_trigger:
+            raise ValueError(
+                f"{self.node.path}: schedule=None and s3_trigger=False would never run the "
+                "combiner; keep the schedule or turn the trigger on"
+            )
+        runtime = runtime or python_runtime(DEFAULT_COMBINER_PYTHON)
+        self.bundle: Bundle = build_bundle(
+            BundleSpec(
+                layout="function",
+                architecture=architecture.name,
+                pythons=(python_of_runtime(runtime.name),),
+                packages=(combiner_package(combiner_source, combiner_version),),
+                coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
+            ),
+            cache_dir=cache_dir,
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=runtime,
+            architecture=architecture,
+            handler=COMBINER_HANDLER,
+            code=lambda_.Code.from_asset(
+                str(self.bundle.path),
+                asset_hash=self.bundle.fingerprint,
+                asset_hash_type=AssetHashType.CUSTOM,
+            ),
+            memory_size=memory_size,
+            timeout=timeout or Duration.minutes(5),
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            description="Lambda Coverage: combine raw coverage data into reports",
+            environment={
+                ENV_S3_BUCKET: bucket.bucket.bucket_name,
+                ENV_S3_PREFIX: bucket.raw_prefix,
+                ENV_COMBINED_PREFIX: bucket.combined_prefix,
+            },
+        )
+        # Measuring the combiner would only add its own data to what it combines.
+        exclude_from_coverage(self)
+        bucket.grant_read_coverage(self.function)
+        bucket.grant_write_reports(self.function)
+        self.rule: events.Rule | None = None
+        if schedule is not None:
+            self.rule = events.Rule(
+                self,
+                "Schedule",
+                schedule=schedule,
+                description="Lambda Coverage: combine raw coverage data",
+                targets=[targets.LambdaFunction(self.function)],
+            )
+        if s3_trigger:
+            bucket.bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED,
+                s3n.LambdaDestination(self.function),
+                s3.NotificationKeyFilter(prefix=bucket.raw_prefix, suffix=DATA_FILE_SUFFIX),
+            )
