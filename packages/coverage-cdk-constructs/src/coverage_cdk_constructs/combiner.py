@@ -15,7 +15,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from coverage_cdk_constructs.bucket import CoverageBucket
-from coverage_cdk_constructs.bundle import Bundle, BundleSpec, build_bundle
+from coverage_cdk_constructs.bundle import Bundle, build_bundle
 from coverage_cdk_constructs.environment import (
     COMBINER_HANDLER,
     ENV_COMBINED_PREFIX,
@@ -23,9 +23,9 @@ from coverage_cdk_constructs.environment import (
     ENV_S3_PREFIX,
 )
 from coverage_cdk_constructs.instrument import exclude_from_coverage
-from coverage_cdk_constructs.lambda_platform import DEFAULT_COVERAGE_VERSIONS, python_of_runtime
+from coverage_cdk_constructs.lambda_platform import python_of_runtime
 from coverage_cdk_constructs.layer import python_runtime
-from coverage_cdk_constructs.sources import combiner_package
+from coverage_cdk_constructs.sources import combiner_spec
 
 #: The newest Python the combiner is tested on.
 DEFAULT_COMBINER_PYTHON: Final = "3.13"
@@ -96,12 +96,12 @@ class CoverageCombiner(Construct):
             )
         runtime = runtime or python_runtime(DEFAULT_COMBINER_PYTHON)
         self.bundle: Bundle = build_bundle(
-            BundleSpec(
-                layout="function",
-                architecture=architecture.name,
-                pythons=(python_of_runtime(runtime.name),),
-                packages=(combiner_package(combiner_source, combiner_version),),
-                coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
+            combiner_spec(
+                architecture.name,
+                python_of_runtime(runtime.name),
+                coverage_versions=coverage_versions,
+                combiner_source=combiner_source,
+                combiner_version=combiner_version,
             ),
             cache_dir=cache_dir,
         )

@@ -9,14 +9,10 @@ from aws_cdk import AssetHashType, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from coverage_cdk_constructs.bundle import Bundle, BundleSpec, build_bundle
-from coverage_cdk_constructs.lambda_platform import (
-    DEFAULT_COVERAGE_VERSIONS,
-    SUPPORTED_PYTHONS,
-    python_of_runtime,
-)
+from coverage_cdk_constructs.bundle import Bundle, build_bundle
+from coverage_cdk_constructs.lambda_platform import SUPPORTED_PYTHONS, python_of_runtime
 from coverage_cdk_constructs.published import published_layer
-from coverage_cdk_constructs.sources import wrapper_package
+from coverage_cdk_constructs.sources import layer_spec
 
 
 def python_runtime(version: str) -> lambda_.Runtime:
@@ -79,13 +75,13 @@ class CoverageLayer(lambda_.LayerVersion):
         if not runtimes:
             raise ValueError(f"{construct_id}: compatible_runtimes is empty; name at least one")
         pythons = tuple(python_of_runtime(r.name) for r in runtimes)
-        spec = BundleSpec(
-            layout="layer",
-            architecture=architecture.name,
+        spec = layer_spec(
+            architecture.name,
             pythons=pythons,
-            packages=(wrapper_package(wrapper_source, wrapper_version),),
-            coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
-            extensions=tuple(extensions),
+            coverage_versions=coverage_versions,
+            wrapper_source=wrapper_source,
+            wrapper_version=wrapper_version,
+            extensions=extensions,
         )
         bundle = build_bundle(spec, cache_dir=cache_dir)
         super().__init__(

@@ -12,10 +12,12 @@ own build).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from coverage_cdk_constructs.bundle import Package, PublishedPackage, SourcePackage
+from coverage_cdk_constructs.bundle import BundleSpec, Package, PublishedPackage, SourcePackage
+from coverage_cdk_constructs.lambda_platform import DEFAULT_COVERAGE_VERSIONS, SUPPORTED_PYTHONS
 
 #: The releases these constructs were tested with.
 WRAPPER_RELEASE: Final = "0.1.0"
@@ -62,3 +64,45 @@ def _package(
     if local is not None:
         return SourcePackage(import_name, local)
     return PublishedPackage(project, version)
+
+
+def layer_spec(
+    architecture: str,
+    *,
+    pythons: Sequence[str] = SUPPORTED_PYTHONS,
+    coverage_versions: Mapping[str, str] | None = None,
+    wrapper_source: Path | None = None,
+    wrapper_version: str | None = None,
+    extensions: Sequence[Path] = (),
+) -> BundleSpec:
+    """What the coverage layer for ``architecture`` (``"x86_64"``/``"arm64"``) holds.
+
+    The one definition of the layer's content: :class:`CoverageLayer` builds
+    it for a stack, and publishing builds the same zips.
+    """
+    return BundleSpec(
+        layout="layer",
+        architecture=architecture,
+        pythons=tuple(pythons),
+        packages=(wrapper_package(wrapper_source, wrapper_version),),
+        coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
+        extensions=tuple(extensions),
+    )
+
+
+def combiner_spec(
+    architecture: str,
+    python: str,
+    *,
+    coverage_versions: Mapping[str, str] | None = None,
+    combiner_source: Path | None = None,
+    combiner_version: str | None = None,
+) -> BundleSpec:
+    """The combiner function's code: the combiner and coverage.py for one Python version."""
+    return BundleSpec(
+        layout="function",
+        architecture=architecture,
+        pythons=(python,),
+        packages=(combiner_package(combiner_source, combiner_version),),
+        coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
+    )

@@ -1,0 +1,162 @@
+"""CoverageInstrumentation on a stack with mixed runtimes, exclusions and instrumented functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from coverage_cdk_constructs import (
+    CoverageBucket,
+    CoverageInstrumentation,
+    CoverageLayer,
+    InstrumentedFunction,
+)
+from tests.constructs.conftest import LAYER_ARN, code, imported_layer
+from tests.constructs.templates import logical_id, statements_for_role
+
+ZERO_CODE = "coverage_wrapper.handler.handler"
+
+
+@pytest.fixture(scope="module")
+def mixed() -> tuple[cdk.Stack, dict[str, str], dict[str, Any]]:
+    """Python 3.10-3.14, Node.js, a container image, an excluded construct, an opted-out one."""
+    stack = cdk.Stack(cdk.App(), "Mixed")
+    bucket = CoverageBucket(stack, "Coverage")
+    layer = imported_layer(stack)
+    made: dict[str, lambda_.Function] = {}
+    for minor in range(10, 15):
+        made[f"Py3{minor}"] = lambda_.Function(
+            stack, f"Py3{minor}", runtime=getattr(lambda_.Runtime, f"PYTHON_3_{minor}"),
+            handler=f"svc{minor}.handler", code=code(),
+        )  # fmt: skip
+    # A runtime newer than this aws-cdk-lib release knows: recognised by its name.
+    made["Future"] = lambda_.Function(
+        stack, "Future", runtime=lambda_.Runtime(
+            "python3.99", lambda_.RuntimeFamily.PYTHON, supports_inline_code=True
+        ),
+        handler="future.handler", code=code(),
+    )  # fmt: skip
+    made["Node"] = lambda_.Function(
+        stack, "Node", runtime=lambda_.Runtime.NODEJS_20_X, handler="index.handler",
+        code=lambda_.Code.from_inline("exports.handler = async () => 1;"),
+    )  # fmt: skip
+    made["Image"] = lambda_.DockerImageFunction(
+        stack, "Image",
+        code=lambda_.DockerImageCode.from_ecr(ecr.Repository.from_repository_name(stack, "R", "i")),
+    )  # fmt: skip
+    tools = Construct(stack, "Tools")
+    made["Excluded"] = lambda_.Function(
+        tools, "Excluded", runtime=lambda_.Runtime.PYTHON_3_12, handler="tool.handler",
+        code=code(),
+    )  # fmt: skip
+    CoverageInstrumentation.exclude(tools)
+    made["OptedOut"] = InstrumentedFunction(
+        stack, "OptedOut", bucket=bucket, coverage_enabled=False,
+        runtime=lambda_.Runtime.PYTHON_3_12, handler="prod.handler", code=code(),
+    )  # fmt: skip
+    made["Decorated"] = InstrumentedFunction(
+        stack, "Decorated", bucket=bucket, layer=layer, coverage_mode="decorator",
+        runtime=lambda_.Runtime.PYTHON_3_12, handler="deco.handler", code=code(),
+    )  # fmt: skip
+    aspect = CoverageInstrumentation(bucket=bucket, layer=layer, sample_rate=0.5)
+    cdk.Aspects.of(stack).add(aspect, priority=cdk.AspectPriority.MUTATING)
+    # Added twice (e.g. by two teams' code): still instrumented once.
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(bucket=bucket, layer=layer), priority=cdk.AspectPriority.MUTATING
+    )
+    template = assertions.Template.from_stack(stack)
+    ids = {name: logical_id(f) for name, f in made.items()}
+    ids |= {f"{n}Role": logical_id(f.role.node.default_child)  # type: ignore[union-attr]
+            for n, f in made.items() if f.role is not None}  # fmt: skip
+    ids["Bucket"] = logical_id(bucket.bucket)
+    return stack, ids, template.to_json()["Resources"]
+
+
+def test_every_python_function_is_instrumented_once(
+    mixed: tuple[cdk.Stack, dict[str, str], dict[str, Any]],
+) -> None:
+    _, ids, resources = mixed
+    for name, handler in [(f"Py3{m}", f"svc{m}.handler") for m in range(10, 15)] + [
+        ("Future", "future.handler")
+    ]:
+        properties = resources[ids[name]]["Properties"]
+        assert properties["Handler"] == ZERO_CODE, name
+        assert properties["Layers"] == [LAYER_ARN], name
+        variables = properties["Environment"]["Variables"]
+        assert variables["COVERAGE_ORIGINAL_HANDLER"] == handler
+        assert variables["COVERAGE_SAMPLE_RATE"] == "0.5"  # the first aspect's, not the second's
+        assert variables["COVERAGE_S3_BUCKET"] == {"Ref": ids["Bucket"]}
+
+
+def test_its_functions_may_write_only_their_own_keys(
+    mixed: tuple[cdk.Stack, dict[str, str], dict[str, Any]],
+) -> None:
+    stack, ids, _ = mixed
+    template = assertions.Template.from_stack(stack)
+    for name in ("Py310", "Py314", "Future"):
+        assert statements_for_role(template, ids[f"{name}Role"]) == [
+            {
+                "Action": ["s3:PutObject"],
+                "Effect": "Allow",
+                "Resource": [f"<{ids['Bucket']}.Arn>/coverage/????/??/??/<{ids[name]}>/*"],
+            }
+        ]
+
+
+def test_other_runtimes_images_exclusions_and_opt_outs_are_left_alone(
+    mixed: tuple[cdk.Stack, dict[str, str], dict[str, Any]],
+) -> None:
+    stack, ids, resources = mixed
+    assert resources[ids["Node"]]["Properties"]["Handler"] == "index.handler"
+    assert resources[ids["Image"]]["Properties"]["PackageType"] == "Image"
+    for name in ("Node", "Image", "Excluded", "OptedOut"):
+        assert "Layers" not in resources[ids[name]]["Properties"], name
+        assert "Environment" not in resources[ids[name]]["Properties"], name
+    assert resources[ids["Excluded"]]["Properties"]["Handler"] == "tool.handler"
+    assert resources[ids["OptedOut"]]["Properties"]["Handler"] == "prod.handler"
+    assert resources[ids["Decorated"]]["Properties"]["Handler"] == "deco.handler"
+    template = assertions.Template.from_stack(stack)
+    for name in ("Node", "Image", "Excluded", "OptedOut"):
+        assert statements_for_role(template, ids[f"{name}Role"]) == [], name
+
+
+def test_skipped_functions_carry_a_warning_that_names_them(
+    mixed: tuple[cdk.Stack, dict[str, str], dict[str, Any]],
+) -> None:
+    stack, _, _ = mixed
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("Lambda Coverage skipped")
+    )
+    assert sorted(str(w.entry.data) for w in warnings) == [
+        f"Lambda Coverage skipped Mixed/{name}: runtime {runtime} is not a Python runtime "
+        "packaged as a zip [ack: lambda-coverage:not-python]"
+        for name, runtime in (("Image", "FROM_IMAGE"), ("Node", "nodejs20.x"))
+    ]
+
+
+def test_without_a_layer_the_aspect_uses_the_stacks_own(layers_built: type[CoverageLayer]) -> None:
+    stack = cdk.Stack(cdk.App(), "AspectLayer")
+    bucket = CoverageBucket(stack, "Coverage")
+    function = lambda_.Function(
+        stack, "Arm", runtime=lambda_.Runtime.PYTHON_3_13, handler="app.handler", code=code(),
+        architecture=lambda_.Architecture.ARM_64,
+    )  # fmt: skip
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(bucket=bucket), priority=cdk.AspectPriority.MUTATING
+    )
+    resources = assertions.Template.from_stack(stack).to_json()["Resources"]
+    layer = stack.node.find_child("LambdaCoverageLayerArm64")
+    assert isinstance(layer, CoverageLayer)
+    assert resources[logical_id(function)]["Properties"]["Layers"] == [{"Ref": logical_id(layer)}]
+
+
+def test_bad_aspect_options_are_refused_when_it_is_made() -> None:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    with pytest.raises(ValueError, match=r"coverage_mode='off'"):
+        CoverageInstrumentation(bucket=CoverageBucket(stack, "C"), coverage_mode="off")

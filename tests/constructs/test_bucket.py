@@ -1,0 +1,192 @@
+"""CoverageBucket: every prop and default, and its grants, on synthesised templates."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+from coverage_cdk_constructs import CoverageBucket
+from tests.constructs.templates import logical_id, statements_for_role
+
+Match = assertions.Match
+
+
+@pytest.fixture(scope="module")
+def defaults() -> tuple[CoverageBucket, assertions.Template]:
+    stack = cdk.Stack(cdk.App(), "Defaults")
+    bucket = CoverageBucket(stack, "Coverage")
+    return bucket, assertions.Template.from_stack(stack)
+
+
+def test_defaults_private_s3_managed_tls_only_retained(
+    defaults: tuple[CoverageBucket, assertions.Template],
+) -> None:
+    bucket, template = defaults
+    assert (bucket.raw_prefix, bucket.combined_prefix) == ("coverage/", "coverage-combined/")
+    template.resource_count_is("AWS::S3::Bucket", 1)
+    template.has_resource(
+        "AWS::S3::Bucket", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    )
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+            ]},
+            "LifecycleConfiguration": {"Rules": [
+                {
+                    "Id": "ExpireRawCoverageData", "Prefix": "coverage/",
+                    "ExpirationInDays": 30, "Status": "Enabled",
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                },
+                {
+                    "Id": "ExpireCombinedReports", "Prefix": "coverage-combined/",
+                    "ExpirationInDays": 365, "Status": "Enabled",
+                },
+            ]},
+        },
+    )  # fmt: skip
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {"PolicyDocument": {"Statement": Match.array_with([
+            Match.object_like({
+                "Effect": "Deny", "Action": "s3:*", "Principal": {"AWS": "*"},
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            })
+        ])}},
+    )  # fmt: skip
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+
+
+def test_every_prop_shapes_the_bucket() -> None:
+    stack = cdk.Stack(cdk.App(), "Props")
+    key = kms.Key(stack, "Key")
+    bucket = CoverageBucket(
+        stack, "Coverage", raw_prefix="raw", combined_prefix="/reports/",
+        raw_retention=cdk.Duration.days(7), combined_retention=None, encryption_key=key,
+        removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=True,
+        bucket_props={"versioned": True},
+    )  # fmt: skip
+    assert (bucket.raw_prefix, bucket.combined_prefix) == ("raw/", "reports/")
+    template = assertions.Template.from_stack(stack)
+    template.has_resource(
+        "AWS::S3::Bucket", {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+    )
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
+                "ServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": {"Fn::GetAtt": [logical_id(key), "Arn"]},
+                }
+            }]},
+            # No rule for reports: combined_retention=None keeps them.
+            "LifecycleConfiguration": {"Rules": [{
+                "Id": "ExpireRawCoverageData", "Prefix": "raw/", "ExpirationInDays": 7,
+                "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }]},
+        },
+    )  # fmt: skip
+    template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+
+
+def test_an_existing_bucket_is_used_as_it_is() -> None:
+    stack = cdk.Stack(cdk.App(), "Existing")
+    existing = s3.Bucket.from_bucket_name(stack, "Existing", "team-coverage")
+    bucket = CoverageBucket(stack, "Coverage", bucket=existing, raw_prefix="lambda/")
+    assert bucket.bucket is existing
+    assert bucket.raw_prefix == "lambda/"
+    assertions.Template.from_stack(stack).resource_count_is("AWS::S3::Bucket", 0)
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        (
+            {"bucket_props": {"versioned": True}, "use_existing": True},
+            r"takes bucket= \(use an existing bucket\) or bucket_props= \(props for a new one\), "
+            r"not both",
+        ),
+        (
+            {"raw_prefix": "coverage/", "combined_prefix": "coverage/combined/"},
+            r"combined_prefix='coverage/combined/' overlaps raw_prefix='coverage/': reports would "
+            r"expire with the raw data",
+        ),
+        (
+            {"raw_prefix": "data/", "combined_prefix": "data"},
+            r"combined_prefix='data' overlaps raw_prefix='data/'",
+        ),
+        ({"raw_prefix": "../up/"}, r"raw_prefix='../up/' must be a folder-like key prefix"),
+        ({"combined_prefix": " "}, r"combined_prefix=' ' must be a folder-like key prefix"),
+        (
+            {"auto_delete_objects": True},
+            r"auto_delete_objects=True needs removal_policy=RemovalPolicy.DESTROY",
+        ),
+    ],
+)
+def test_bad_props_are_refused_with_the_fix(props: dict[str, object], message: str) -> None:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    if props.pop("use_existing", False):
+        props["bucket"] = s3.Bucket.from_bucket_name(stack, "Existing", "some-bucket")
+    with pytest.raises(ValueError, match=message):
+        CoverageBucket(stack, "Coverage", **props)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def grants() -> tuple[dict[str, iam.Grant], dict[str, str], assertions.Template]:
+    """A bucket with a KMS key and one role per grant."""
+    stack = cdk.Stack(cdk.App(), "Grants")
+    key = kms.Key(stack, "Key")
+    bucket = CoverageBucket(stack, "Coverage", encryption_key=key)
+    principal = iam.ServicePrincipal("lambda.amazonaws.com")
+    roles = {name: iam.Role(stack, name, assumed_by=principal) for name in
+             ("AnyFunction", "Orders", "Reader", "Reporter")}  # fmt: skip
+    made = {
+        "AnyFunction": bucket.grant_write_coverage(roles["AnyFunction"]),
+        "Orders": bucket.grant_write_coverage(roles["Orders"], function_name="orders"),
+        "Reader": bucket.grant_read_coverage(roles["Reader"]),
+        "Reporter": bucket.grant_write_reports(roles["Reporter"]),
+    }
+    ids = {name: logical_id(role) for name, role in roles.items()}
+    ids["Bucket"], ids["Key"] = logical_id(bucket.bucket), logical_id(key)
+    return made, ids, assertions.Template.from_stack(stack)
+
+
+def test_grants_are_exactly_what_each_role_needs(
+    grants: tuple[dict[str, iam.Grant], dict[str, str], assertions.Template],
+) -> None:
+    made, ids, template = grants
+    assert all(grant.success for grant in made.values())
+    arn, key = f"<{ids['Bucket']}.Arn>", f"<{ids['Key']}.Arn>"
+    kms_write = {"Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Effect": "Allow",
+                 "Resource": [key]}  # fmt: skip
+    assert statements_for_role(template, ids["AnyFunction"]) == [
+        kms_write,
+        {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/coverage/*"]},
+    ]
+    assert statements_for_role(template, ids["Orders"]) == [
+        kms_write,
+        {"Action": ["s3:PutObject"], "Effect": "Allow",
+         "Resource": [f"{arn}/coverage/????/??/??/orders/*"]},
+    ]  # fmt: skip
+    assert statements_for_role(template, ids["Reader"]) == [
+        {"Action": ["kms:Decrypt"], "Effect": "Allow", "Resource": [key]},
+        {"Action": ["s3:GetObject"], "Effect": "Allow",
+         "Resource": [f"{arn}/coverage-combined/*", f"{arn}/coverage/*"]},
+        {"Action": ["s3:ListBucket"], "Effect": "Allow", "Resource": [arn]},
+    ]  # fmt: skip
+    assert statements_for_role(template, ids["Reporter"]) == [
+        kms_write,
+        {"Action": ["s3:PutObject"], "Effect": "Allow",
+         "Resource": [f"{arn}/coverage-combined/*"]},
+    ]  # fmt: skip

@@ -1,0 +1,225 @@
+"""InstrumentedFunction: handler redirection, environment, layer, the exact IAM policy."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+
+from coverage_cdk_constructs import CoverageBucket, CoverageLayer, InstrumentedFunction
+from tests.constructs.conftest import LAYER_ARN, code, imported_layer
+from tests.constructs.templates import logical_id, statements_for_role
+
+KEY_TEMPLATE = "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
+
+
+@pytest.fixture(scope="module")
+def instrumented() -> tuple[dict[str, str], assertions.Template]:
+    """One stack: a bucket, a zero-code function, a decorator one, a disabled one."""
+    stack = cdk.Stack(cdk.App(), "Instrumented")
+    bucket = CoverageBucket(stack, "Coverage")
+    layer = imported_layer(stack)
+    functions = {
+        "Orders": InstrumentedFunction(
+            stack, "Orders", bucket=bucket, layer=layer, sample_rate=0.25,
+            runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+        ),
+        "Decorated": InstrumentedFunction(
+            stack, "Decorated", bucket=bucket, layer=layer, coverage_mode="decorator",
+            runtime=lambda_.Runtime.PYTHON_3_13, handler="orders/api.handler", code=code(),
+        ),
+        "Production": InstrumentedFunction(
+            stack, "Production", bucket=bucket, layer=layer, coverage_enabled=False,
+            runtime=lambda_.Runtime.PYTHON_3_13, handler="prod.handler", code=code(),
+        ),
+    }  # fmt: skip
+    ids = {name: logical_id(f) for name, f in functions.items()}
+    ids |= {f"{name}Role": logical_id(f.role.node.default_child)  # type: ignore[union-attr]
+            for name, f in functions.items()}  # fmt: skip
+    ids["Bucket"] = logical_id(bucket.bucket)
+    return ids, assertions.Template.from_stack(stack)
+
+
+def _function(template: assertions.Template, logical: str) -> dict[str, object]:
+    properties: dict[str, object] = template.to_json()["Resources"][logical]["Properties"]
+    return properties
+
+
+def test_zero_code_redirects_the_handler_and_keeps_the_original(
+    instrumented: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = instrumented
+    orders = _function(template, ids["Orders"])
+    assert orders["Handler"] == "coverage_wrapper.handler.handler"
+    assert orders["Layers"] == [LAYER_ARN]
+    assert orders["Runtime"] == "python3.12"
+    assert orders["Environment"] == {"Variables": {
+        "COVERAGE_ORIGINAL_HANDLER": "app.handler",
+        "COVERAGE_ENABLED": "true",
+        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+        "COVERAGE_S3_PREFIX": "coverage/",
+        "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
+        "COVERAGE_FLUSH_POLICY": "invocation",
+        "COVERAGE_SAMPLE_RATE": "0.25",
+    }}  # fmt: skip
+
+
+def test_decorator_mode_leaves_the_handler_alone(
+    instrumented: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = instrumented
+    decorated = _function(template, ids["Decorated"])
+    assert decorated["Handler"] == "orders/api.handler"
+    assert decorated["Layers"] == [LAYER_ARN]
+    assert decorated["Environment"] == {"Variables": {
+        "COVERAGE_ENABLED": "true",
+        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+        "COVERAGE_S3_PREFIX": "coverage/",
+        "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
+        "COVERAGE_FLUSH_POLICY": "invocation",
+        "COVERAGE_SAMPLE_RATE": "1",
+    }}  # fmt: skip
+
+
+def test_disabled_is_a_plain_function_without_layer_environment_or_permission(
+    instrumented: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = instrumented
+    production = _function(template, ids["Production"])
+    assert production["Handler"] == "prod.handler"
+    assert "Layers" not in production
+    assert "Environment" not in production
+    assert statements_for_role(template, ids["ProductionRole"]) == []
+
+
+def test_a_function_may_write_only_its_own_keys_and_read_nothing(
+    instrumented: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = instrumented
+    for name in ("Orders", "Decorated"):
+        assert statements_for_role(template, ids[f"{name}Role"]) == [
+            {
+                "Action": ["s3:PutObject"],
+                "Effect": "Allow",
+                "Resource": [f"<{ids['Bucket']}.Arn>/coverage/????/??/??/<{ids[name]}>/*"],
+            }
+        ]
+
+
+def test_the_key_pattern_admits_the_functions_own_keys_only() -> None:
+    """The IAM pattern, evaluated as IAM does (``?`` one character, ``*`` any run)."""
+    from fnmatch import fnmatchcase
+
+    from coverage_cdk_constructs.environment import function_keys_pattern
+
+    pattern = function_keys_pattern("coverage/", "orders")
+    key = KEY_TEMPLATE.format(prefix="coverage/", yyyy="2026", mm="11", dd="25",
+                              function="orders", version="LATEST", container="c1",
+                              pid=7, seq="000001")  # fmt: skip
+    assert fnmatchcase(key, pattern)
+    for other in (
+        key.replace("/orders/", "/orders2/"),
+        key.replace("/orders/", "/billing/"),
+        "coverage/2026/11/25/billing/LATEST/orders/c1-7-000001.coverage",
+        "coverage/2026/11/25/x/orders/c1-7-000001.coverage",
+        "coverage-combined/latest/orders/x.coverage",
+    ):
+        assert not fnmatchcase(other, pattern), other
+
+
+def test_kms_encrypted_bucket_lets_the_function_encrypt_only() -> None:
+    stack = cdk.Stack(cdk.App(), "Kms")
+    key = kms.Key(stack, "Key")
+    bucket = CoverageBucket(stack, "Coverage", encryption_key=key)
+    function = InstrumentedFunction(
+        stack, "Orders", bucket=bucket, layer=imported_layer(stack),
+        runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+    )  # fmt: skip
+    template = assertions.Template.from_stack(stack)
+    role = logical_id(function.role.node.default_child)  # type: ignore[union-attr]
+    kms_statements = [
+        s for s in statements_for_role(template, role) if s["Action"][0][:4] == "kms:"
+    ]
+    assert kms_statements == [
+        {"Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Effect": "Allow",
+         "Resource": [f"<{logical_id(key)}.Arn>"]}
+    ]  # fmt: skip
+
+
+def test_a_plain_ibucket_uses_the_default_prefix() -> None:
+    stack = cdk.Stack(cdk.App(), "Plain")
+    bucket = s3.Bucket.from_bucket_name(stack, "Team", "team-coverage")
+    InstrumentedFunction(
+        stack, "Orders", bucket=bucket, layer=imported_layer(stack),
+        runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+    )  # fmt: skip
+    template = assertions.Template.from_stack(stack)
+    template.has_resource_properties("AWS::Lambda::Function", {"Environment": {"Variables": {
+        "COVERAGE_S3_BUCKET": "team-coverage", "COVERAGE_S3_PREFIX": "coverage/",
+    }}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("props", "error", "message"),
+    [
+        ({"coverage_mode": "auto"}, ValueError,
+         r"coverage_mode='auto': choose 'zero-code' \(handler redirected\) or 'decorator'"),
+        ({"sample_rate": 1.5}, ValueError, r"sample_rate=1.5 must be between 0 and 1"),
+        ({"sample_rate": -0.1}, ValueError, r"sample_rate=-0.1 must be between 0 and 1"),
+        ({"runtime": lambda_.Runtime.NODEJS_20_X}, ValueError,
+         r"Bad/F: runtime nodejs20.x is not a Python runtime"),
+    ],
+)  # fmt: skip
+def test_bad_props_are_refused_with_the_fix(
+    props: dict[str, object], error: type[Exception], message: str
+) -> None:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    bucket = CoverageBucket(stack, "Coverage")
+    settings: dict[str, object] = {"runtime": lambda_.Runtime.PYTHON_3_12, **props}
+    with pytest.raises(error, match=message):
+        InstrumentedFunction(
+            stack, "F", bucket=bucket, layer=imported_layer(stack), handler="app.handler",
+            code=code(), **settings,
+        )  # fmt: skip
+
+
+def test_without_a_layer_one_per_stack_and_architecture_is_made(
+    layers_built: type[CoverageLayer],
+) -> None:
+    stack = cdk.Stack(cdk.App(), "DefaultLayers")
+    bucket = CoverageBucket(stack, "Coverage")
+    made = [
+        InstrumentedFunction(
+            stack, name, bucket=bucket, architecture=architecture,
+            runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+        )
+        for name, architecture in (
+            ("A", lambda_.Architecture.X86_64), ("B", lambda_.Architecture.X86_64),
+            ("C", lambda_.Architecture.ARM_64), ("D", lambda_.Architecture.ARM_64),
+        )
+    ]  # fmt: skip
+    template = assertions.Template.from_stack(stack)
+    layers = template.find_resources("AWS::Lambda::LayerVersion")
+    by_architecture = {v["Properties"]["CompatibleArchitectures"][0]: k for k, v in layers.items()}
+    assert set(by_architecture) == {"x86_64", "arm64"}
+    for function, architecture in zip(made, ("x86_64", "x86_64", "arm64", "arm64"), strict=True):
+        assert _function(template, logical_id(function))["Layers"] == [
+            {"Ref": by_architecture[architecture]}
+        ]
+    assert CoverageLayer.for_stack(made[0]) is stack.node.find_child("LambdaCoverageLayerX8664")
+
+
+def test_a_layer_of_another_architecture_is_refused(layers_built: type[CoverageLayer]) -> None:
+    stack = cdk.Stack(cdk.App(), "Mismatch")
+    layer = layers_built(stack, "Layer", architecture=lambda_.Architecture.X86_64)
+    with pytest.raises(ValueError, match=r"Mismatch/F runs on arm64 but the layer Mismatch/Layer "
+                       r"is built for x86_64: use a CoverageLayer with "
+                       r"architecture=lambda_.Architecture.ARM_64"):  # fmt: skip
+        InstrumentedFunction(
+            stack, "F", bucket=CoverageBucket(stack, "Coverage"), layer=layer,
+            architecture=lambda_.Architecture.ARM_64, runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler", code=code(),
+        )  # fmt: skip
