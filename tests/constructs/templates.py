@@ -6,6 +6,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import assertions
+from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
 
@@ -13,7 +14,14 @@ def logical_id(construct: IConstruct) -> str:
     """The logical ID of ``construct``'s CloudFormation resource (or of the resource itself)."""
     element = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
     assert isinstance(element, cdk.CfnElement), construct.node.path
+    assert element is not None
     return cdk.Stack.of(construct).get_logical_id(element)
+
+
+def role_id(function: lambda_.IFunction) -> str:
+    """The logical ID of ``function``'s execution role."""
+    assert function.role is not None, function.node.path
+    return logical_id(function.role)
 
 
 def render(value: Any) -> Any:

@@ -18,7 +18,7 @@ from coverage_cdk_constructs import (
     InstrumentedFunction,
 )
 from tests.constructs.conftest import LAYER_ARN, code, imported_layer
-from tests.constructs.templates import logical_id, statements_for_role
+from tests.constructs.templates import logical_id, role_id, statements_for_role
 
 ZERO_CODE = "coverage_wrapper.handler.handler"
 
@@ -72,7 +72,7 @@ def mixed() -> tuple[cdk.Stack, dict[str, str], dict[str, Any]]:
     )
     template = assertions.Template.from_stack(stack)
     ids = {name: logical_id(f) for name, f in made.items()}
-    ids |= {f"{n}Role": logical_id(f.role.node.default_child)  # type: ignore[union-attr]
+    ids |= {f"{n}Role": role_id(f)
             for n, f in made.items() if f.role is not None}  # fmt: skip
     ids["Bucket"] = logical_id(bucket.bucket)
     return stack, ids, template.to_json()["Resources"]

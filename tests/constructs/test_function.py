@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+from typing import Any
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import assertions
@@ -10,8 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
 from coverage_cdk_constructs import CoverageBucket, CoverageLayer, InstrumentedFunction
+from coverage_cdk_constructs.environment import function_keys_pattern
 from tests.constructs.conftest import LAYER_ARN, code, imported_layer
-from tests.constructs.templates import logical_id, statements_for_role
+from tests.constructs.templates import logical_id, role_id, statements_for_role
 
 KEY_TEMPLATE = "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
 
@@ -37,7 +41,7 @@ def instrumented() -> tuple[dict[str, str], assertions.Template]:
         ),
     }  # fmt: skip
     ids = {name: logical_id(f) for name, f in functions.items()}
-    ids |= {f"{name}Role": logical_id(f.role.node.default_child)  # type: ignore[union-attr]
+    ids |= {f"{name}Role": role_id(f)
             for name, f in functions.items()}  # fmt: skip
     ids["Bucket"] = logical_id(bucket.bucket)
     return ids, assertions.Template.from_stack(stack)
@@ -111,10 +115,6 @@ def test_a_function_may_write_only_its_own_keys_and_read_nothing(
 
 def test_the_key_pattern_admits_the_functions_own_keys_only() -> None:
     """The IAM pattern, evaluated as IAM does (``?`` one character, ``*`` any run)."""
-    from fnmatch import fnmatchcase
-
-    from coverage_cdk_constructs.environment import function_keys_pattern
-
     pattern = function_keys_pattern("coverage/", "orders")
     key = KEY_TEMPLATE.format(prefix="coverage/", yyyy="2026", mm="11", dd="25",
                               function="orders", version="LATEST", container="c1",
@@ -139,7 +139,7 @@ def test_kms_encrypted_bucket_lets_the_function_encrypt_only() -> None:
         runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
     )  # fmt: skip
     template = assertions.Template.from_stack(stack)
-    role = logical_id(function.role.node.default_child)  # type: ignore[union-attr]
+    role = role_id(function)
     kms_statements = [
         s for s in statements_for_role(template, role) if s["Action"][0][:4] == "kms:"
     ]
@@ -178,7 +178,7 @@ def test_bad_props_are_refused_with_the_fix(
 ) -> None:
     stack = cdk.Stack(cdk.App(), "Bad")
     bucket = CoverageBucket(stack, "Coverage")
-    settings: dict[str, object] = {"runtime": lambda_.Runtime.PYTHON_3_12, **props}
+    settings: dict[str, Any] = {"runtime": lambda_.Runtime.PYTHON_3_12, **props}
     with pytest.raises(error, match=message):
         InstrumentedFunction(
             stack, "F", bucket=bucket, layer=imported_layer(stack), handler="app.handler",

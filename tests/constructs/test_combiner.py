@@ -1,0 +1,139 @@
+"""CoverageCombiner: its function, schedule, S3 trigger, and a policy that cannot re-trigger it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+
+from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, CoverageInstrumentation
+from coverage_cdk_constructs.bundle import Bundle
+from tests.constructs.conftest import imported_layer
+from tests.constructs.templates import logical_id, render, role_id, statements_for_role
+
+
+@pytest.fixture(scope="module")
+def triggered(combiner_bundle: Bundle) -> tuple[dict[str, str], assertions.Template]:
+    """A combiner on the default schedule and on uploads, under the instrumentation aspect."""
+    stack = cdk.Stack(cdk.App(), "Combined")
+    bucket = CoverageBucket(stack, "Coverage", raw_prefix="raw/", combined_prefix="reports/")
+    combiner = CoverageCombiner(stack, "Combiner", bucket=bucket, s3_trigger=True)
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(bucket=bucket, layer=imported_layer(stack)),
+        priority=cdk.AspectPriority.MUTATING,
+    )
+    ids = {
+        "Function": logical_id(combiner.function),
+        "Role": role_id(combiner.function),
+        "Bucket": logical_id(bucket.bucket),
+    }
+    assert combiner.rule is not None
+    ids["Rule"] = logical_id(combiner.rule)
+    assert combiner.bundle.path == combiner_bundle.path
+    return ids, assertions.Template.from_stack(stack)
+
+
+def test_the_function_runs_the_combiner_with_its_prefixes_and_is_not_instrumented(
+    triggered: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = triggered
+    properties = template.to_json()["Resources"][ids["Function"]]["Properties"]
+    assert properties["Handler"] == "coverage_combiner.lambda_handler.handler"
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+    assert (properties["MemorySize"], properties["Timeout"]) == (1024, 300)
+    assert properties["Environment"] == {"Variables": {
+        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+        "COVERAGE_S3_PREFIX": "raw/",
+        "COVERAGE_COMBINED_PREFIX": "reports/",
+    }}  # fmt: skip
+    assert "Layers" not in properties
+
+
+def test_it_reads_both_prefixes_and_writes_only_reports(
+    triggered: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = triggered
+    arn = f"<{ids['Bucket']}.Arn>"
+    assert statements_for_role(template, ids["Role"]) == [
+        {"Action": ["s3:GetObject"], "Effect": "Allow",
+         "Resource": [f"{arn}/raw/*", f"{arn}/reports/*"]},
+        {"Action": ["s3:ListBucket"], "Effect": "Allow", "Resource": [arn]},
+        {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/reports/*"]},
+    ]  # fmt: skip
+
+
+def test_uploads_of_data_files_under_the_raw_prefix_trigger_it(
+    triggered: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = triggered
+    (notifications,) = template.find_resources("Custom::S3BucketNotifications").values()
+    configuration = render(notifications["Properties"]["NotificationConfiguration"])
+    assert configuration == {"LambdaFunctionConfigurations": [{
+        "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [
+            {"Name": "suffix", "Value": ".coverage"}, {"Name": "prefix", "Value": "raw/"},
+        ]}},
+        "LambdaFunctionArn": f"<{ids['Function']}.Arn>",
+    }]}  # fmt: skip
+    template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {"Action": "lambda:InvokeFunction", "Principal": "s3.amazonaws.com",
+         "FunctionName": {"Fn::GetAtt": [ids["Function"], "Arn"]}},
+    )  # fmt: skip
+
+
+def test_it_runs_every_hour_by_default(
+    triggered: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = triggered
+    rule: dict[str, Any] = template.to_json()["Resources"][ids["Rule"]]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
+    assert rule["State"] == "ENABLED"
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [ids["Function"], "Arn"]}]
+
+
+def test_schedule_and_sizing_props(combiner_bundle: Bundle) -> None:
+    stack = cdk.Stack(cdk.App(), "Props")
+    bucket = CoverageBucket(stack, "Coverage")
+    combiner = CoverageCombiner(
+        stack, "Combiner", bucket=bucket,
+        schedule=events.Schedule.cron(minute="0", hour="6"), memory_size=2048,
+        timeout=cdk.Duration.minutes(12), reserved_concurrent_executions=1,
+    )  # fmt: skip
+    template = assertions.Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "cron(0 6 * * ? *)"}
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"MemorySize": 2048, "Timeout": 720, "ReservedConcurrentExecutions": 1,
+         "Handler": "coverage_combiner.lambda_handler.handler"},
+    )  # fmt: skip
+    template.resource_count_is("Custom::S3BucketNotifications", 0)
+    assert combiner.rule is not None
+
+
+def test_nothing_to_run_it_or_a_plain_bucket_is_refused() -> None:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    bucket = CoverageBucket(stack, "Coverage")
+    with pytest.raises(ValueError, match="schedule=None and s3_trigger=False would never run"):
+        CoverageCombiner(stack, "Idle", bucket=bucket, schedule=None)
+    plain = s3.Bucket.from_bucket_name(stack, "Plain", "plain")
+    with pytest.raises(TypeError, match=r"bucket= must be a CoverageBucket .* bucket=existing\)"):
+        CoverageCombiner(stack, "OnPlain", bucket=plain)  # type: ignore[arg-type]
+
+
+def test_another_python_gets_a_bundle_built_for_it(combiner_bundle: Bundle) -> None:
+    stack = cdk.Stack(cdk.App(), "Py312")
+    combiner = CoverageCombiner(
+        stack, "Combiner", bucket=CoverageBucket(stack, "Coverage"),
+        runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.X86_64,
+    )  # fmt: skip
+    assert "coverage/tracer.cpython-312-x86_64-linux-gnu.so" in combiner.bundle.names()
+    assert combiner.bundle.fingerprint != combiner_bundle.fingerprint
