@@ -101,3 +101,38 @@ load-test-quick: install ## Load-test the test stack, 1 iteration
 
 load-test-full: install ## Load-test the test stack, 5 iterations
 	$(HATCH) run python -m test_stack.loadtest --iterations 5 $(LOAD_TEST_ARGS)
+
+# --- CDK: the coverage layer, the examples app and the test stack -----------
+# cdk-synth and build-layer run offline here (coverage.py's Lambda wheels are
+# downloaded once into ~/.cache/lambda-coverage). The deploy targets need an
+# AWS account, credentials and a bootstrapped environment (cdk bootstrap);
+# they drive the CDK CLI through npx. Extra CLI flags: CDK_ARGS="--profile x".
+CDK         ?= npx --yes aws-cdk@2
+CDK_ARGS    ?=
+STACK       ?= LambdaCoverageTestStack
+EXAMPLES_STACK := LambdaCoverageExamples
+LAYER_DIR   ?= dist/layers
+
+.PHONY: build-layer cdk-synth cdk-deploy cdk-destroy test-deploy test-destroy test-status
+build-layer: install ## Build the coverage layer zips for x86_64 and arm64 into dist/layers (+ layers.json)
+	$(HATCH) run python -m coverage_cdk_constructs.build_layer --output $(LAYER_DIR)
+
+cdk-synth: install ## Synthesise the examples app and the test stack offline, cdk-nag checks included
+	CDK_OUTDIR=apps/examples/cdk.out $(HATCH) run python -m examples_app
+	CDK_OUTDIR=apps/test-stack/cdk.out $(HATCH) run python -m test_stack_cdk
+	@echo "templates in apps/examples/cdk.out and apps/test-stack/cdk.out"
+
+cdk-deploy: install ## Deploy the examples app (needs AWS credentials; CDK_ARGS="-c stage=prod")
+	$(HATCH) run bash -c 'cd apps/examples && $(CDK) deploy $(EXAMPLES_STACK) --require-approval never $(CDK_ARGS)'
+
+cdk-destroy: install ## Destroy the examples app and its coverage data
+	$(HATCH) run bash -c 'cd apps/examples && $(CDK) destroy $(EXAMPLES_STACK) --force $(CDK_ARGS)'
+
+test-deploy: install ## Deploy the test stack as STACK (default LambdaCoverageTestStack); then make load-test LOAD_TEST_ARGS="--target aws --stack $(STACK)"
+	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) deploy $(STACK) -c stack_name=$(STACK) --require-approval never $(CDK_ARGS)'
+
+test-destroy: install ## Destroy the test stack STACK and its coverage data
+	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) destroy $(STACK) -c stack_name=$(STACK) --force $(CDK_ARGS)'
+
+test-status: install ## Show the deployed test stack's outputs (function names, bucket)
+	$(HATCH) run python -c 'import sys, boto3; from test_stack.loadtest import stack_outputs; [print(f"{k:28} {v}") for k, v in sorted(stack_outputs(boto3.client("cloudformation"), sys.argv[1]).items())]' $(STACK)
