@@ -106,6 +106,18 @@ def test_bad_inputs_are_reported_skipped_and_left_alone(
     with sqlite3.connect(old) as db:
         db.execute("update coverage_schema set version = 6")
     write_data(bad / "lines.coverage", lines={"orders@$LATEST": {"app.py": {2}}})
+    viewed = write_data(bad / "view.coverage", arcs={"orders@$LATEST": {"app.py": {(1, 2)}}})
+    with sqlite3.connect(viewed) as db:
+        db.execute("drop table arc")
+        db.execute(
+            "create view arc as select 1 as file_id, 1 as context_id, 9 as fromno, 9 as tono"
+        )
+    triggered = write_data(bad / "trigger.coverage", arcs={"orders@$LATEST": {"app.py": {(1, 2)}}})
+    with sqlite3.connect(triggered) as db:
+        db.execute("create trigger t after insert on file begin delete from arc; end")
+    no_arc = write_data(bad / "no-arc.coverage", arcs={"orders@$LATEST": {"app.py": {(1, 2)}}})
+    with sqlite3.connect(no_arc) as db:
+        db.execute("drop table arc")
     (bad / "README.txt").write_text("unrelated")
     before = digest(inputs)
 
@@ -132,6 +144,12 @@ def test_bad_inputs_are_reported_skipped_and_left_alone(
         "schema 7): combine it with a matching coverage.py",
         "lines.coverage": "line data among 2 files of branch data; coverage.py cannot mix them: "
         "measure every function with the same COVERAGE_BRANCH_COVERAGE",
+        "view.coverage": "not a plain coverage.py data file: it defines views or triggers (arc), "
+        "which coverage.py never writes",
+        "trigger.coverage": "not a plain coverage.py data file: it defines views or triggers (t), "
+        "which coverage.py never writes",
+        "no-arc.coverage": "not a coverage.py data file: no arc table(s) (schema 7 has "
+        "coverage_schema, meta, file, context, line_bits, arc)",
     }
     assert reasons["truncated.coverage"].startswith(("truncated or corrupt", "cannot be opened"))
     assert summary["inputs"]["skipped_not_data"] == 1

@@ -128,6 +128,8 @@ class Merger:
 
     def __init__(self) -> None:
         self._db = sqlite3.connect(":memory:")
+        # Functions are never called from the schema of a file being read.
+        self._db.execute("pragma trusted_schema = off")
         register_sqlite_functions(self._db)
         self._db.executescript(_ACCUMULATOR)
         self._db.execute("attach database ':memory:' as input")

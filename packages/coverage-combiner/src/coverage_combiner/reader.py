@@ -64,6 +64,7 @@ def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
             f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
         )
     # The schema name is ours ("main" or "input"), never from the input.
+    _check_objects(db, schema)
     has_arcs = db.execute(f"select value from {schema}.meta where key = 'has_arcs'").fetchone()  # noqa: S608
     arcs = db.execute(f"select exists (select 1 from {schema}.arc)").fetchone()[0]  # noqa: S608
     lines = db.execute(f"select exists (select 1 from {schema}.line_bits)").fetchone()[0]  # noqa: S608
@@ -78,6 +79,7 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
     # The bytes become a private in-memory database: the input itself is never
     # opened for writing, and nothing touches the disk.
     db = sqlite3.connect(":memory:")
+    db.execute("pragma trusted_schema = off")
     try:
         try:
             db.deserialize(data)
@@ -93,6 +95,33 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
         raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
     finally:
         db.close()
+
+
+#: The tables coverage.py's data schema has; the SQL read touches only these.
+_TABLES = ("coverage_schema", "meta", "file", "context", "line_bits", "arc")
+
+
+def _check_objects(db: sqlite3.Connection, schema: str) -> None:
+    """Refuse files whose read would run SQL of the file's own: views and triggers.
+
+    coverage.py never writes either; a table swapped for a view would run the
+    view's query inside the merge.
+    """
+    found = dict(
+        db.execute(f"select name, type from {schema}.sqlite_master").fetchall()  # noqa: S608
+    )
+    foreign = sorted(name for name, kind in found.items() if kind in ("view", "trigger"))
+    if foreign:
+        raise Rejected(
+            f"not a plain coverage.py data file: it defines views or triggers "
+            f"({', '.join(foreign)}), which coverage.py never writes"
+        )
+    missing = [name for name in _TABLES if found.get(name) != "table"]
+    if missing:
+        raise Rejected(
+            f"not a coverage.py data file: no {', '.join(missing)} table(s) "
+            f"(schema {SCHEMA_VERSION} has {', '.join(_TABLES)})"
+        )
 
 
 def _schema_version(db: sqlite3.Connection, schema: str = "main") -> int | None:
