@@ -321,3 +321,46 @@ def test_per_function_figures_with_a_relative_source_root(
             "covered_branches": 1,
         }
     }
+
+
+def test_a_failing_report_publishes_nothing_half_made(
+    measured: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from coverage.exceptions import CoverageException, NoSource
+
+    source, inputs = measured
+    out = tmp_path / "out"
+    args = ["combine", str(inputs), "-o", str(out), "--source-root", str(source), "-q",
+            "--format", "data,json,xml,html"]  # fmt: skip
+    assert main(args) == EXIT_OK
+    before = digest(out)
+
+    def broken(self: Coverage, **_: object) -> float:
+        raise CoverageException("disk on fire")
+
+    # The XML report is made before the HTML one: it must not be published alone.
+    monkeypatch.setattr(Coverage, "html_report", broken)
+    assert main(args) == EXIT_ERROR
+    assert "coverage.py could not write the reports: disk on fire" in capsys.readouterr().err
+    assert digest(out) == before  # the previous run's outputs, whole; no temporaries
+
+    def vanished(self: Coverage, **_: object) -> float:
+        raise NoSource(f"No source for code: '{source / 'app.py'}'.")
+
+    monkeypatch.setattr(Coverage, "html_report", vanished)
+    assert main(args) == EXIT_ERROR
+    error = capsys.readouterr().err
+    assert f"is not found: {source / 'app.py'}. Point --source-root" in error
+    after = digest(out)
+    # Data and summary are new; the reports that need the source are the old ones, whole.
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".coverage", "coverage-summary.json", "coverage.xml", "html",
+    ]  # fmt: skip
+    reports = ("coverage.xml", "/html/")
+    assert {n: v for n, v in after.items() if n.endswith(reports[0]) or reports[1] in n} == {
+        n: v for n, v in before.items() if n.endswith(reports[0]) or reports[1] in n
+    }
+    assert any(reports[1] in n for n in before)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -92,7 +93,7 @@ def _render(
     if needs_analysis and result.merged.files():
         missing = missing_sources(data_path)
         if not missing:
-            coverage_json = _coverage_reports(data_path, staging, reports)
+            coverage_json, written.missing_source = _coverage_reports(data_path, staging, reports)
         elif reports:
             # Summaries degrade to executed lines without source; these reports cannot.
             written.missing_source = MissingSourceError(missing)
@@ -158,7 +159,38 @@ def _source_exists(name: str) -> bool:
         return False
 
 
-def _coverage_reports(data_path: Path, staging: Path, reports: Sequence[str]) -> dict[str, Any]:
+def _coverage_reports(
+    data_path: Path, staging: Path, reports: Sequence[str]
+) -> tuple[dict[str, Any] | None, MissingSourceError | None]:
+    """Run coverage.py's reports into ``staging``; on failure leave none of them there.
+
+    A source that disappears or cannot be parsed between the check and the
+    report is a missing source (the summaries degrade); any other failure of
+    coverage.py is an error. Either way no half-made report is published.
+    """
+    from coverage.exceptions import CoverageException, NoSource, NotPython
+
+    try:
+        return _run_reports(data_path, staging, reports), None
+    except (NoSource, NotPython) as exc:
+        _discard_reports(staging)
+        named = re.findall(r"'([^']+)'", str(exc))
+        return None, MissingSourceError(named or [str(exc)])
+    except CoverageException as exc:
+        _discard_reports(staging)
+        raise CombinerError(f"coverage.py could not write the reports: {exc}") from exc
+
+
+def _discard_reports(staging: Path) -> None:
+    for kind in (*SOURCE_REPORTS, "coverage-json"):
+        target = staging / FILE_NAMES.get(kind, ".coverage-report.json")
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _run_reports(data_path: Path, staging: Path, reports: Sequence[str]) -> dict[str, Any]:
     from coverage import Coverage
 
     cov = Coverage(data_file=str(data_path), config_file=False)
@@ -234,6 +266,12 @@ def _publish_s3(staging: Path, destination: str) -> dict[str, str]:
         files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
         for path in files:
             key = prefix + path.relative_to(staging).as_posix()
-            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            try:
+                client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            except Exception as exc:  # botocore's ClientError and connection errors
+                raise CombinerError(
+                    f"cannot write s3://{bucket}/{key}: {exc}; check the bucket name and that "
+                    "these credentials may s3:PutObject there"
+                ) from exc
         outputs[kind] = f"s3://{bucket}/{prefix}{name}"
     return outputs
