@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +144,38 @@ def test_data_read_into_python_merges_like_bytes(tmp_path: Path) -> None:
     slow_arcs = Merger()
     slow_arcs.add(read_data_file(arcs.name, arcs.read_bytes()))
     assert slow_arcs.result()[0].arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}
+
+
+def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> None:
+    from coverage_combiner.errors import SourceError
+    from coverage_combiner.sources import Input, fetch_bytes
+
+    calls: list[int] = []
+
+    def flaky() -> bytes:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionResetError("connection reset by peer")
+        return b"data"
+
+    assert fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), backoff=0) == b"data"
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(SourceError, match="after 2 attempts: connection reset by peer"):
+        fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), attempts=2, backoff=0)
+    assert len(calls) == 2
+
+    root = tmp_path / "in"
+    kept = write_data(root / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    lost = write_data(root / key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
+
+    def remove_after_listing(stage: str, done: int, total: int) -> None:
+        if stage == "listing":
+            lost.unlink()
+
+    result = combine([str(root)], progress=remove_after_listing)
+    assert result.merged.lines_by_file() == {"app.py": {1}}
+    assert result.merged.inputs == [str(kept)]
+    assert [(name, reason.split(":")[0]) for name, reason in result.rejected] == [
+        (str(lost), "could not be fetched after 3 attempts")
+    ]

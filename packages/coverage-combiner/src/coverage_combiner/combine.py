@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
+from coverage_combiner.errors import SourceError
 from coverage_combiner.keys import DataKey, key_segment, parse_key
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
-from coverage_combiner.sources import Input, list_source
+from coverage_combiner.sources import Input, fetch_bytes, list_source
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -95,9 +96,9 @@ def combine(
                 f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
             )
         try:
-            return item, item.fetch()
-        except Exception as exc:  # noqa: BLE001 - a fetch that failed after its retries
-            return item, Rejected(f"could not be fetched: {exc}")
+            return item, fetch_bytes(item)
+        except SourceError as exc:
+            return item, Rejected(str(exc))
 
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         for done, (item, outcome) in enumerate(_bounded_map(pool, fetch, chosen, options.jobs), 1):

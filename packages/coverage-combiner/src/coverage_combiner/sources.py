@@ -8,6 +8,7 @@ happens later, in parallel, bounded by ``--jobs``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,25 @@ class Listing:
 
     inputs: list[Input]
     skipped: list[str]
+
+
+#: Attempts per input; botocore retries each request too, but not a body that breaks mid-read.
+FETCH_ATTEMPTS = 3
+
+
+def fetch_bytes(item: Input, *, attempts: int = FETCH_ATTEMPTS, backoff: float = 0.1) -> bytes:
+    """Fetch ``item``'s bytes, retrying a failure ``attempts`` times in all with backoff.
+
+    Raises the last error, with the number of attempts in its message.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return item.fetch()
+        except Exception as exc:
+            if attempt == attempts:
+                raise SourceError(f"could not be fetched after {attempts} attempts: {exc}") from exc
+            time.sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
