@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +188,77 @@ def test_a_concurrent_update_is_never_lost(s3: S3Client, lambda_env: str, tmp_pa
         ].read()
     )
     assert read_data(rolling)[0] == {"app.py": {1, 2, 3}}
+
+
+def read_rolling(s3: S3Client, bucket: str, tmp_path: Path) -> dict[str, set[int]]:
+    rolling = tmp_path / "rolling-now.coverage"
+    rolling.write_bytes(
+        s3.get_object(Bucket=bucket, Key="coverage-combined/rolling/combined.coverage")[
+            "Body"
+        ].read()
+    )
+    return read_data(rolling)[0]
+
+
+@pytest.mark.parametrize("rolling_exists", [False, True], ids=["if-none-match", "if-match"])
+def test_two_merges_racing_in_threads_both_land(
+    s3: S3Client, lambda_env: str, tmp_path: Path, rolling_exists: bool
+) -> None:
+    for pid in (1, 2, 3):
+        put_data(
+            s3, lambda_env, tmp_path, key(pid=pid), lines={"orders@$LATEST": {"app.py": {pid}}}
+        )
+    if rolling_exists:
+        handler(s3_event(key(pid=1)), None)
+    # Both read the same state (no file, or the same ETag) before either writes.
+    both_read = threading.Barrier(2, timeout=30)
+    first_attempts: set[int] = set()
+
+    def wait_for_the_other() -> None:
+        if threading.get_ident() not in first_attempts:
+            first_attempts.add(threading.get_ident())
+            both_read.wait()
+
+    def merge(pid: int) -> dict[str, Any]:
+        return merge_into_rolling(
+            lambda_env, [key(pid=pid)], raw_prefix="coverage/",
+            combined_prefix="coverage-combined/", before_write=wait_for_the_other,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(merge, (2, 3)))
+    # moto answers the losing conditional write with 412; it read again and retried.
+    assert sorted(r["attempts"] for r in results) == [1, 2]
+    expected = {2, 3} | ({1} if rolling_exists else set())
+    assert read_rolling(s3, lambda_env, tmp_path) == {"app.py": expected}
+
+
+def test_eventbridge_object_created_events_and_other_buckets(
+    s3: S3Client, lambda_env: str, tmp_path: Path
+) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=4), lines={"orders@$LATEST": {"app.py": {4}}})
+    event = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": lambda_env}, "object": {"key": key(pid=4)}},
+    }
+    assert handler(event, None)["merged"] == [f"s3://{lambda_env}/{key(pid=4)}"]
+    assert read_rolling(s3, lambda_env, tmp_path) == {"app.py": {4}}
+    record = {"bucket": {"name": "another"}, "object": {"key": key()}}
+    elsewhere = {"Records": [{"eventName": "ObjectCreated:Put", "s3": record}]}
+    assert handler(elsewhere, None) == {"merged": [], "ignored": [], "rejected": [], "attempts": 0}
+
+
+def test_an_unreadable_rolling_file_is_left_alone_and_named(
+    s3: S3Client, lambda_env: str, tmp_path: Path
+) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    rolling_key = "coverage-combined/rolling/combined.coverage"
+    s3.put_object(Bucket=lambda_env, Key=rolling_key, Body=b"garbage")
+    before = etags(s3, lambda_env)
+    with pytest.raises(RuntimeError, match=r"rolling/combined.coverage is unreadable \(not a"):
+        handler(s3_event(key(pid=1)), None)
+    assert etags(s3, lambda_env) == before
 
 
 @pytest.fixture

@@ -45,11 +45,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bucket = os.environ["COVERAGE_S3_BUCKET"]
     raw = os.environ.get("COVERAGE_S3_PREFIX", DEFAULT_RAW_PREFIX)
     combined = os.environ.get("COVERAGE_COMBINED_PREFIX", DEFAULT_COMBINED_PREFIX)
-    records = event.get("Records")
-    if isinstance(records, list):
-        keys = [unquote_plus(r["s3"]["object"]["key"]) for r in records if "s3" in r]
+    keys = created_keys(event, bucket)
+    if keys is not None:
         return merge_into_rolling(bucket, keys, raw_prefix=raw, combined_prefix=combined)
     return combine_all(bucket, raw_prefix=raw, combined_prefix=combined)
+
+
+def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:
+    """The object keys an S3 event names, or None for any other event (a schedule).
+
+    Both shapes are read: S3 notifications (``Records``, keys URL-encoded) and
+    EventBridge's ``Object Created`` events (``detail``). Objects of another
+    bucket are left out: the function's role reads one bucket.
+    """
+    records = event.get("Records")
+    if isinstance(records, list):
+        return [
+            unquote_plus(record["s3"]["object"]["key"])
+            for record in records
+            if "s3" in record
+            and record["s3"].get("bucket", {}).get("name", bucket) == bucket
+            and str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated")
+        ]
+    if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
+        detail = event.get("detail", {})
+        if detail.get("bucket", {}).get("name", bucket) != bucket:
+            return []
+        return [str(detail["object"]["key"])]
+    return None
 
 
 def combine_all(bucket: str, *, raw_prefix: str, combined_prefix: str) -> dict[str, Any]:
@@ -100,7 +123,16 @@ def merge_into_rolling(
             condition = {"IfNoneMatch": "*"}
         else:
             condition = {"IfMatch": current["ETag"]}
-            merger.add_bytes(f"s3://{bucket}/{rolling_key}", current["Body"].read())
+            try:
+                merger.add_bytes(f"s3://{bucket}/{rolling_key}", current["Body"].read())
+            except Rejected as exc:
+                merger.close()
+                # Writing over it would drop everything merged so far: stop and say so.
+                raise RuntimeError(
+                    f"the rolling data file s3://{bucket}/{rolling_key} is unreadable ({exc}); "
+                    "nothing was changed. Move it aside: the next event starts a new one, and "
+                    "the scheduled combine still reads every raw data file"
+                ) from exc
         for name, body in new_data.items():
             try:
                 merger.add_bytes(name, body)
