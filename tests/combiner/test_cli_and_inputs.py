@@ -267,6 +267,46 @@ def test_outputs_cannot_escape_their_folder(tmp_path: Path) -> None:
         safe_target(tmp_path, "../../x")
 
 
+def test_hostile_names_write_nothing_outside_the_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Measured paths and input names full of ``..`` still write only under ``--output``."""
+    work = tmp_path / "a" / "b" / "c"
+    source = work / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "app.py").write_text(APP)
+    (tmp_path / "a" / "evil.py").write_text(APP)
+    inputs = work / "inputs"
+    write_data(
+        inputs / "2026/11/25/..%2F..%2Fx/LATEST/c-1-000001.coverage",
+        lines={"orders@$LATEST": {"../../../evil.py": {1, 2}, "pkg/../pkg/app.py": {1}}},
+    )
+    out = work / "out"
+    before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
+    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(source), "-q",
+                 "--format", "data,json,xml,lcov,html,markdown"])  # fmt: skip
+    assert code == EXIT_OK, capsys.readouterr().err
+    after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
+    assert after == before  # every new file is inside the output folder
+    assert len(list((out / "html").glob("*.html"))) >= 3
+
+
+def test_output_prefixes_with_dot_dot_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_combiner import combine_coverage_files
+
+    inputs = tmp_path / "in"
+    write_data(inputs / key(), lines={"orders@$LATEST": {"app.py": {1}}})
+    code = main(["combine", str(inputs), "-o", "s3://bucket/reports/../../x", "--format", "data"])
+    assert code == EXIT_ERROR
+    assert "refusing to write under 's3://bucket/reports/../../x': it contains '..'" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(CombinerError, match=r"output_key '\.\./x\.json' contains '\.\.'"):
+        combine_coverage_files("bucket", "coverage/", "../x.json")
+
+
 def test_progress_only_on_a_terminal(
     measured: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
