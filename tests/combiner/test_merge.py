@@ -118,7 +118,7 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     assert latest.merged.lines_by_file() == {"app.py": {1, 5}, "bill.py": {9}}
     assert latest.versions.kept == {"orders": ["4"], "billing": ["1"]}
     assert latest.warnings == [
-        "orders: data from versions 4, 3; reporting 4 only (--version latest); "
+        "orders: data from versions 3, 4; reporting 4 only (--version latest); "
         "use --version all to merge them or --version V to choose"
     ]
     chosen = combine([str(root)], CombineOptions(version="3"))
@@ -179,3 +179,40 @@ def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> Non
     assert [(name, reason.split(":")[0]) for name, reason in result.rejected] == [
         (str(lost), "could not be fetched after 3 attempts")
     ]
+
+
+def test_version_order_is_numeric_and_latest_is_newest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_combiner.cli import EXIT_OK, main
+
+    root = tmp_path / "in"
+    write_data(root / key(version="9"), lines={"orders@9": {"app.py": {9}}})
+    write_data(root / key(version="10", pid=2), lines={"orders@10": {"app.py": {10}}})
+    numeric = combine([str(root)])
+    assert numeric.versions.kept == {"orders": ["10"]}  # 10 is newer than 9, not "1" < "9"
+    write_data(root / key(version="LATEST", pid=3), lines={"orders@$LATEST": {"app.py": {1}}})
+    out = tmp_path / "out"
+    assert main(["combine", str(root), "-o", str(out), "--format", "data"]) == EXIT_OK
+    assert capsys.readouterr().err == (
+        "lambda-coverage: warning: orders: data from versions 9, 10, $LATEST; reporting "
+        "$LATEST only (--version latest); use --version all to merge them or --version V "
+        "to choose\n"
+    )
+    assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
+    assert (
+        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "LATEST"])
+        == EXIT_OK
+    )
+    assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
+    assert (
+        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "all"])
+        == EXIT_OK
+    )
+    assert capsys.readouterr().err == ""
+    assert read_data(out / ".coverage")[2] == {"orders@$LATEST", "orders@9", "orders@10"}
+    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "7"]) == 0
+    assert capsys.readouterr().err == (
+        "lambda-coverage: warning: orders: no data of version 7 (it has 9, 10, $LATEST); "
+        "nothing is reported for it\n"
+    )

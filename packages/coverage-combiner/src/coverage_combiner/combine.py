@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import SourceError
 from coverage_combiner.keys import DataKey, key_segment, parse_key
-from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions
+from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions, version_order
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import Input, fetch_bytes, list_source
 
@@ -115,20 +115,33 @@ def combine(
     if options.function is not None:
         merged = _only_function(merged, options.function)
     merged, versions = select_versions(merged, options.version)
-    warnings = [
-        f"{function}: data from versions {', '.join(versions.kept[function] + dropped)}; "
-        f"reporting {', '.join(versions.kept[function]) or 'none'} only "
-        f"(--version {options.version}); use --version all to merge them or --version V to choose"
-        for function, dropped in sorted(versions.dropped.items())
-    ]
     return CombineResult(
         merged=merged,
         versions=versions,
         rejected=sorted(rejected),
         skipped=skipped,
         superseded=superseded,
-        warnings=warnings,
+        warnings=_version_warnings(versions, options.version),
     )
+
+
+def _version_warnings(versions: VersionChoice, asked: str) -> list[str]:
+    """Say what the default dropped; for an explicit version, only what it left empty."""
+    warnings = []
+    for function, dropped in sorted(versions.dropped.items()):
+        kept = versions.kept[function]
+        every = ", ".join(sorted(kept + dropped, key=version_order))
+        if asked == "latest":
+            warnings.append(
+                f"{function}: data from versions {every}; reporting {', '.join(kept)} only "
+                "(--version latest); use --version all to merge them or --version V to choose"
+            )
+        elif not kept:
+            warnings.append(
+                f"{function}: no data of version {asked} (it has {', '.join(dropped)}); "
+                "nothing is reported for it"
+            )
+    return warnings
 
 
 def _bounded_map(
