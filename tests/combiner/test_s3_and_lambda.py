@@ -111,6 +111,21 @@ def test_combine_coverage_files_keeps_the_seed_signature(
     )
 
 
+def test_cli_output_inside_the_source_prefix_is_not_read_back(
+    s3: S3Client, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_data(s3, bucket, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    # A data file whose key merely starts like the output prefix is still an input.
+    put_data(s3, bucket, tmp_path, "coverage/run10/x.coverage", lines={"billing@1": {"b.py": {2}}})
+    args = ["combine", f"s3://{bucket}/coverage/", "-o", f"s3://{bucket}/coverage/run1",
+            "--format", "data,json", "--json"]  # fmt: skip
+    for _ in range(2):
+        assert main(args) == EXIT_OK
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["inputs"]["merged"] == 2
+    assert "coverage/run1/.coverage" in etags(s3, bucket)
+
+
 @pytest.fixture
 def lambda_env(monkeypatch: pytest.MonkeyPatch, bucket: str) -> str:
     monkeypatch.setenv("COVERAGE_S3_BUCKET", bucket)

@@ -136,6 +136,16 @@ class _Progress:
         self.stream.flush()
 
 
+def _output_key_prefix(output: str) -> str | None:
+    """The key prefix of an S3 output, so that its earlier outputs are never read as inputs."""
+    if not output.startswith("s3://"):
+        return None
+    _, _, prefix = output.removeprefix("s3://").partition("/")
+    if not prefix:
+        return None
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     parser = build_parser()
@@ -149,7 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         remap = PathRemapper.build(
             paths=args.paths, source_roots=args.source_root, source_zip=args.source_zip
         )
-        output_prefix = args.output if args.output.startswith("s3://") else None
         result = combine(
             args.sources,
             CombineOptions(
@@ -160,9 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 jobs=args.jobs,
                 max_bytes=args.max_bytes,
                 newest_snapshot_only=not args.all_snapshots,
-                exclude_prefix=output_prefix.split("/", 3)[3]
-                if output_prefix and output_prefix.count("/") >= 3
-                else None,
+                exclude_prefix=_output_key_prefix(args.output),
             ),
             progress=_Progress(err, not args.quiet),
         )
