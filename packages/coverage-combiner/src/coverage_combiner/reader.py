@@ -70,6 +70,7 @@ def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
     lines = db.execute(f"select exists (select 1 from {schema}.line_bits)").fetchone()[0]  # noqa: S608
     if arcs and lines:
         raise Rejected("holds both line and branch data; a data file holds one or the other")
+    _check_line_numbers(db, schema)
     return bool(arcs) or (has_arcs is not None and has_arcs[0] in ("1", "true", "True"))
 
 
@@ -95,6 +96,25 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
         raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
     finally:
         db.close()
+
+
+#: No source file is this long. A numbits blob of line n is n / 8 bytes and
+#: expands to one Python int per line, so a small hostile file could otherwise
+#: claim a billion executed lines and exhaust memory.
+MAX_LINE = 1 << 20
+
+
+def _check_line_numbers(db: sqlite3.Connection, schema: str) -> None:
+    widest = db.execute(f"select max(length(numbits)) from {schema}.line_bits").fetchone()[0]  # noqa: S608
+    highest = db.execute(
+        f"select max(max(abs(fromno), abs(tono))) from {schema}.arc"  # noqa: S608
+    ).fetchone()[0]
+    # Line n is bit n % 8 of byte n // 8.
+    if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
+        raise Rejected(
+            f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
+            "corrupt or not written by coverage.py"
+        )
 
 
 #: The tables coverage.py's data schema has; the SQL read touches only these.

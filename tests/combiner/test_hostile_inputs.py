@@ -1,0 +1,70 @@
+"""Inputs built to hurt the combiner: each is refused by name, and the rest still merges."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from coverage_combiner import combine
+from coverage_combiner.cli import EXIT_PARTIAL, main
+from coverage_combiner.reader import MAX_LINE
+from tests.combiner.conftest import key, write_data
+
+BEYOND = (
+    f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
+    "corrupt or not written by coverage.py"
+)
+
+
+def test_a_line_number_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    # 200 KB of set bits would expand to 1.6 million Python ints per row.
+    bomb = write_data(tmp_path / "in" / "bomb.coverage", lines={"f@1": {"a.py": {1}}})
+    with sqlite3.connect(bomb) as db:
+        db.execute("update line_bits set numbits = ?", (b"\xff" * 200_000,))
+    far = write_data(tmp_path / "in" / "far.coverage", arcs={"f@1": {"a.py": {(-1, 1)}}})
+    with sqlite3.connect(far) as db:
+        db.execute("update arc set tono = ?", (MAX_LINE + 1,))
+    good = write_data(tmp_path / "in" / "good.coverage", lines={"f@1": {"a.py": {MAX_LINE}}})
+
+    result = combine([str(tmp_path / "in")])
+
+    assert result.rejected == sorted([(str(bomb), BEYOND), (str(far), BEYOND)])
+    assert result.merged.inputs == [str(good)]
+    assert result.merged.lines_by_file() == {"a.py": {MAX_LINE}}
+
+
+def test_a_local_output_inside_the_source_folder_is_never_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_data(tmp_path / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["combine", ".", "-o", "reports/today", "--format", "data,json", "-q"]) == 0
+    summary = json.loads((tmp_path / "reports/today/coverage-summary.json").read_text())
+    assert summary["inputs"]["merged"] == 1
+    assert summary["inputs"]["skipped"] == []
+    assert capsys.readouterr().err == ""
+
+
+def test_unrelated_objects_are_named_with_the_reason_and_make_the_run_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in"
+    write_data(source / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    (source / "notes.txt").write_text("unrelated")
+    # The wrapper's own health probes live under the prefix: known, not a problem.
+    (source / "_health").mkdir()
+    (source / "_health" / "c1-7.probe").write_text("ok")
+
+    code = main(["combine", str(source), "-o", str(tmp_path / "out"), "--format", "data", "--json"])
+
+    assert code == EXIT_PARTIAL
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    reason = "not a data file (the name does not end in .coverage)"
+    assert summary["inputs"]["skipped"] == [{"input": str(source / "notes.txt"), "reason": reason}]
+    assert summary["inputs"]["merged"] == 1
+    assert f"lambda-coverage: skipped {source / 'notes.txt'}: {reason}" in captured.err
