@@ -34,7 +34,8 @@ exit codes:
   {EXIT_ERROR}  error (nothing usable was produced, or a report could not be made)
   {EXIT_USAGE}  usage error
   {EXIT_BELOW_THRESHOLD}  total coverage below --fail-under
-  {EXIT_PARTIAL}  partial: some inputs were rejected (listed); the rest was merged and reported
+  {EXIT_PARTIAL}  partial: some inputs were rejected, or objects that are not data files sit
+     among them (each listed with the reason); the rest was merged and reported
 """
 
 
@@ -170,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_bytes=args.max_bytes,
                 newest_snapshot_only=not args.all_snapshots,
                 exclude_prefix=_output_key_prefix(args.output),
+                exclude_folder=None if args.output.startswith("s3://") else args.output,
             ),
             progress=_Progress(err, not args.quiet),
         )
@@ -187,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.write(f"lambda-coverage: warning: {warning}\n")
     for name, reason in result.rejected:
         err.write(f"lambda-coverage: rejected {name}: {reason}\n")
+    for name, reason in result.skipped:
+        err.write(f"lambda-coverage: skipped {name}: {reason}\n")
     return _exit_code(args.fail_under, written, result.partial, err)
 
 

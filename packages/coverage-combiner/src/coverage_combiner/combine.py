@@ -46,6 +46,8 @@ class CombineOptions:
     newest_snapshot_only: bool = True
     #: Keys under this prefix are outputs of a combiner, never inputs.
     exclude_prefix: str | None = None
+    #: Files under this local folder are outputs of a combiner, never inputs.
+    exclude_folder: str | None = None
 
 
 @dataclass
@@ -55,14 +57,17 @@ class CombineResult:
     merged: Merged
     versions: VersionChoice
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    #: Objects under a source that are not data files, with the reason.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: The wrapper's own health probes found among the sources (expected, not a problem).
+    probes: int = 0
     superseded: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
-        """Some inputs could not be merged."""
-        return bool(self.rejected)
+        """Some inputs could not be merged, or something else sits among the data files."""
+        return bool(self.rejected or self.skipped)
 
 
 def combine(
@@ -79,11 +84,18 @@ def combine(
     options = options or CombineOptions()
     report = progress or (lambda stage, done, total: None)
     inputs: list[Input] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    probes = 0
     for number, spec in enumerate(sources, 1):
-        listing = list_source(spec, exclude_prefix=options.exclude_prefix, client=s3)
+        listing = list_source(
+            spec,
+            exclude_prefix=options.exclude_prefix,
+            exclude_folder=options.exclude_folder,
+            client=s3,
+        )
         inputs.extend(listing.inputs)
         skipped.extend(listing.skipped)
+        probes += listing.probes
         report("listing", number, len(sources))
     chosen, superseded = _choose(inputs, options)
     merger = Merger()
@@ -120,6 +132,7 @@ def combine(
         versions=versions,
         rejected=sorted(rejected),
         skipped=skipped,
+        probes=probes,
         superseded=superseded,
         warnings=_version_warnings(versions, options.version),
     )

@@ -68,6 +68,15 @@ def key_segment(value: str) -> str:
     return cleaned.strip(".") or "_"
 
 
+#: Why an object that is not a data file was left out.
+NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
+
+
+def is_health_probe(key: str) -> bool:
+    """Whether ``key`` is one of the wrapper's S3 write probes (``{prefix}_health/*.probe``)."""
+    return key.endswith(".probe") and "_health/" in key
+
+
 def is_data_key(key: str) -> bool:
     """Whether ``key`` names a data file at all (anything else under a prefix is skipped)."""
     return key.endswith(DATA_SUFFIX)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.keys import is_data_key
+from coverage_combiner.keys import NOT_DATA, is_data_key, is_health_probe
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,10 +34,12 @@ class Input:
 
 @dataclass(frozen=True)
 class Listing:
-    """What a source holds: data files, and the names of other objects it skipped."""
+    """What a source holds: data files, the other objects with why they were left out,
+    and how many of the wrapper's own health probes were passed over."""
 
     inputs: list[Input]
-    skipped: list[str]
+    skipped: list[tuple[str, str]]
+    probes: int = 0
 
 
 #: Attempts per input; botocore retries each request too, but not a body that breaks mid-read.
@@ -90,22 +92,29 @@ def s3_client() -> S3Client:
 
 
 def list_source(
-    spec: str, *, exclude_prefix: str | None = None, client: S3Client | None = None
+    spec: str,
+    *,
+    exclude_prefix: str | None = None,
+    exclude_folder: str | None = None,
+    client: S3Client | None = None,
 ) -> Listing:
     """List one source: ``s3://bucket/prefix``, a folder, or a file.
 
-    ``client`` is the S3 client to use (default: one from boto3's own
-    configuration, which honours ``AWS_ENDPOINT_URL_S3``).
+    Keys under ``exclude_prefix`` and files under ``exclude_folder`` are
+    outputs of a combiner, never inputs. ``client`` is the S3 client to use
+    (default: one from boto3's own configuration, which honours
+    ``AWS_ENDPOINT_URL_S3``).
     """
     if spec.startswith("s3://"):
         return _list_s3(spec, exclude_prefix, client or s3_client())
-    return _list_local(Path(spec))
+    return _list_local(Path(spec), Path(exclude_folder) if exclude_folder else None)
 
 
 def _list_s3(url: str, exclude_prefix: str | None, client: S3Client) -> Listing:
     bucket, prefix = parse_s3_url(url)
     inputs: list[Input] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    probes = 0
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
@@ -113,8 +122,11 @@ def _list_s3(url: str, exclude_prefix: str | None, client: S3Client) -> Listing:
                 key = item["Key"]
                 if exclude_prefix and key.startswith(exclude_prefix):
                     continue
+                if is_health_probe(key):
+                    probes += 1
+                    continue
                 if not is_data_key(key):
-                    skipped.append(f"s3://{bucket}/{key}")
+                    skipped.append((f"s3://{bucket}/{key}", NOT_DATA))
                     continue
                 inputs.append(
                     Input(
@@ -126,7 +138,7 @@ def _list_s3(url: str, exclude_prefix: str | None, client: S3Client) -> Listing:
                 )
     except Exception as exc:  # botocore's ClientError and connection errors
         raise SourceError(f"cannot list {url}: {exc}") from exc
-    return Listing(inputs, skipped)
+    return Listing(inputs, skipped, probes)
 
 
 def _s3_fetcher(client: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
@@ -137,21 +149,27 @@ def _s3_fetcher(client: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
     return fetch
 
 
-def _list_local(path: Path) -> Listing:
+def _list_local(path: Path, exclude: Path | None) -> Listing:
     if path.is_file():
         return Listing([_local_input(path)], [])
     if not path.is_dir():
         raise SourceError(
             f"{str(path)!r} is neither a file, a folder nor s3://bucket/prefix; check the path"
         )
+    excluded = exclude.resolve() if exclude else None
     inputs: list[Input] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    probes = 0
     for item in sorted(_walk(path)):
-        if is_data_key(item.name):
+        if excluded is not None and item.resolve().is_relative_to(excluded):
+            continue
+        if is_health_probe(item.as_posix()):
+            probes += 1
+        elif is_data_key(item.name):
             inputs.append(_local_input(item))
         else:
-            skipped.append(str(item))
-    return Listing(inputs, skipped)
+            skipped.append((str(item), NOT_DATA))
+    return Listing(inputs, skipped, probes)
 
 
 def _walk(folder: Path) -> Iterator[Path]:

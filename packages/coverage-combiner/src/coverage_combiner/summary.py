@@ -62,7 +62,8 @@ def build_summary(
             "merged": len(merged.inputs),
             "superseded_snapshots": result.superseded,
             "rejected": [{"input": name, "reason": reason} for name, reason in result.rejected],
-            "skipped_not_data": len(result.skipped),
+            "skipped": [{"input": name, "reason": reason} for name, reason in result.skipped],
+            "skipped_not_data": len(result.skipped) + result.probes,
         },
         "warnings": list(result.warnings),
         "functions": functions,
@@ -147,4 +148,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if inputs["rejected"]:
         lines += ["", f"**{len(inputs['rejected'])} input(s) rejected:**", ""]
         lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["rejected"]]
+    if inputs.get("skipped"):
+        lines += ["", f"**{len(inputs['skipped'])} other object(s) skipped:**", ""]
+        lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["skipped"]]
     return "\n".join(lines) + "\n"
