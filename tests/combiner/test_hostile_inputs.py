@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 from coverage_combiner import combine
-from coverage_combiner.cli import EXIT_PARTIAL, main
+from coverage_combiner.cli import EXIT_PARTIAL, Progress, main
 from coverage_combiner.reader import MAX_LINE
 from tests.combiner.conftest import key, write_data
 
@@ -68,3 +70,42 @@ def test_unrelated_objects_are_named_with_the_reason_and_make_the_run_partial(
     assert summary["inputs"]["skipped"] == [{"input": str(source / "notes.txt"), "reason": reason}]
     assert summary["inputs"]["merged"] == 1
     assert f"lambda-coverage: skipped {source / 'notes.txt'}: {reason}" in captured.err
+
+
+class Terminal(io.StringIO):
+    """What the CLI writes progress to when stderr is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_listing_fetching_and_merging_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for pid in range(1, 4):
+        write_data(tmp_path / "in" / key(pid=pid), lines={"orders@$LATEST": {"app.py": {pid}}})
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = ["combine", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--format", "data"]
+    assert main([*args, "--json"]) == 0
+    drawn = terminal.getvalue()
+    # The last line drawn, complete: every stage, every input.
+    assert drawn.endswith(
+        "\rlisting 3  fetching [####################] 3/3  merging [####################] 3/3\n"
+    )
+    assert json.loads(capsys.readouterr().out)["inputs"]["merged"] == 3  # stdout stays JSON
+
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main([*args, "--quiet"]) == 0
+    assert quiet.getvalue() == ""
+
+
+def test_progress_line_before_the_totals_are_known() -> None:
+    progress = Progress(Terminal(), enabled=True, interval=0)
+    progress("listing", 1000, 0)
+    progress("listing", 2000, 0)
+    progress("fetching", 1, 4)
+    assert progress.line() == "listing 2000  fetching [#####...............] 1/4"
+    progress.finish()
+    assert progress.stream.getvalue().endswith("\n")  # type: ignore[attr-defined]

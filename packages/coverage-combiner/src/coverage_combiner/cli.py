@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from datetime import date
 from typing import Any, TextIO
@@ -119,22 +121,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
+class Progress:
+    """One progress line on a terminal (listing, fetching, merging); silent otherwise.
 
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
+    Fetches report from worker threads, so drawing holds a lock; redraws are
+    at most every ``interval`` seconds, except the last of each stage.
+    """
+
+    STAGES = ("listing", "fetching", "merging")
+
+    def __init__(self, stream: TextIO, enabled: bool, interval: float = 0.1) -> None:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
+        self.interval = interval
+        self._state: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._drawn = 0.0
+        self._finished = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled or total == 0:
+        if not self.enabled:
             return
-        width = 30
-        filled = int(width * done / total)
-        self.stream.write(f"\r{stage:<8} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
+        with self._lock:
+            self._state[stage] = (done, total)
+            now = time.monotonic()
+            last = stage == "merging" and done == total
+            if self._finished or (now - self._drawn < self.interval and not last):
+                return
+            self._drawn = now
+            self.stream.write("\r" + self.line())
+            if last:
+                self._finished = True
+                self.stream.write("\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        """End the line (when there was nothing to merge, the last stage never completed)."""
+        with self._lock:
+            if self.enabled and self._drawn and not self._finished:
+                self.stream.write("\r" + self.line() + "\n")
+                self.stream.flush()
+            self._finished = True
+
+    def line(self) -> str:
+        """The progress line as it stands."""
+        parts = []
+        for stage in self.STAGES:
+            if stage not in self._state:
+                continue
+            done, total = self._state[stage]
+            if total == 0:
+                parts.append(f"{stage} {done}")
+                continue
+            filled = int(20 * done / total)
+            parts.append(f"{stage} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}")
+        return "  ".join(parts)
 
 
 def _output_key_prefix(output: str) -> str | None:
@@ -155,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     out, err = sys.stdout, sys.stderr
+    progress = Progress(err, not args.quiet)
     try:
         formats = parse_formats(args.format)
         remap = PathRemapper.build(
@@ -173,8 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 exclude_prefix=_output_key_prefix(args.output),
                 exclude_folder=None if args.output.startswith("s3://") else args.output,
             ),
-            progress=_Progress(err, not args.quiet),
+            progress=progress,
         )
+        progress.finish()
         written = write_outputs(result, args.output, formats=formats, remap=remap)
     except (CombinerError, ValueError) as exc:
         err.write(f"lambda-coverage: error: {exc}\n")

@@ -7,6 +7,7 @@ put the two together.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Called with (stage, done, total) as work progresses: stage is listing, fetching or merging.
+#: Called with (stage, done, total) as work progresses: stage is ``listing`` (objects
+#: listed so far; total 0, not known yet), ``fetching`` or ``merging``. Fetching is
+#: reported from the worker threads.
 Progress = Callable[[str, int, int], None]
 
 
@@ -86,31 +89,35 @@ def combine(
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
     probes = 0
-    for number, spec in enumerate(sources, 1):
+    for spec in sources:
         listing = list_source(
             spec,
             exclude_prefix=options.exclude_prefix,
             exclude_folder=options.exclude_folder,
             client=s3,
+            on_page=functools.partial(_listed, report, len(inputs) + len(skipped) + probes),
         )
         inputs.extend(listing.inputs)
         skipped.extend(listing.skipped)
         probes += listing.probes
-        report("listing", number, len(sources))
     chosen, superseded = _choose(inputs, options)
     merger = Merger()
     rejected: list[tuple[str, str]] = []
+    fetched = itertools.count(1)
 
     def fetch(item: Input) -> tuple[Input, bytes | Rejected]:
         # Only the fetching is parallel: the merge itself runs in SQLite, in order.
-        if item.size > options.max_bytes:
-            return item, Rejected(
-                f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
-            )
         try:
+            if item.size > options.max_bytes:
+                return item, Rejected(
+                    f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
+                )
             return item, fetch_bytes(item)
         except SourceError as exc:
             return item, Rejected(str(exc))
+        finally:
+            # itertools.count is atomic under the GIL: no lock for the counter.
+            report("fetching", next(fetched), len(chosen))
 
     with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
         for done, (item, outcome) in enumerate(_bounded_map(pool, fetch, chosen, options.jobs), 1):
@@ -155,6 +162,10 @@ def _version_warnings(versions: VersionChoice, asked: str) -> list[str]:
                 "nothing is reported for it"
             )
     return warnings
+
+
+def _listed(report: Progress, before: int, listed: int) -> None:
+    report("listing", before + listed, 0)
 
 
 def _bounded_map(

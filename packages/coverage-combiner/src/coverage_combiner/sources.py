@@ -97,27 +97,41 @@ def list_source(
     exclude_prefix: str | None = None,
     exclude_folder: str | None = None,
     client: S3Client | None = None,
+    on_page: Callable[[int], None] | None = None,
 ) -> Listing:
     """List one source: ``s3://bucket/prefix``, a folder, or a file.
 
     Keys under ``exclude_prefix`` and files under ``exclude_folder`` are
     outputs of a combiner, never inputs. ``client`` is the S3 client to use
     (default: one from boto3's own configuration, which honours
-    ``AWS_ENDPOINT_URL_S3``).
+    ``AWS_ENDPOINT_URL_S3``). ``on_page`` is told how many objects have been
+    listed so far, after each page of an S3 listing.
     """
     if spec.startswith("s3://"):
-        return _list_s3(spec, exclude_prefix, client or s3_client())
-    return _list_local(Path(spec), Path(exclude_folder) if exclude_folder else None)
+        return _list_s3(spec, exclude_prefix, client or s3_client(), on_page)
+    listing = _list_local(Path(spec), Path(exclude_folder) if exclude_folder else None)
+    if on_page is not None:
+        on_page(len(listing.inputs) + len(listing.skipped) + listing.probes)
+    return listing
 
 
-def _list_s3(url: str, exclude_prefix: str | None, client: S3Client) -> Listing:
+def _list_s3(
+    url: str,
+    exclude_prefix: str | None,
+    client: S3Client,
+    on_page: Callable[[int], None] | None = None,
+) -> Listing:
     bucket, prefix = parse_s3_url(url)
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
     probes = 0
+    listed = 0
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
+            listed += len(page.get("Contents", []))
+            if on_page is not None:
+                on_page(listed)
             for item in page.get("Contents", []):
                 key = item["Key"]
                 if exclude_prefix and key.startswith(exclude_prefix):
