@@ -21,7 +21,9 @@ data never expire reports).
 from __future__ import annotations
 
 import os
+import random
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.keys import is_data_key
 from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
-from coverage_combiner.reader import Rejected
+from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import s3_client
 
 DEFAULT_RAW_PREFIX = "coverage/"
@@ -109,41 +111,19 @@ def merge_into_rolling(
         return {"merged": [], "ignored": ignored, "rejected": [], "attempts": 0}
     client = s3_client()
     rolling_key = combined_prefix + ROLLING_NAME
-    new_data = {
-        f"s3://{bucket}/{key}": client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        for key in wanted
-    }
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        merger = Merger()
-        rejected: list[dict[str, str]] = []
-        condition: dict[str, str]
+    rolling_name = f"s3://{bucket}/{rolling_key}"
+    new_data: dict[str, bytes] = {}
+    unfetched: list[dict[str, str]] = []
+    for key in wanted:
         try:
-            current = client.get_object(Bucket=bucket, Key=rolling_key)
-        except client.exceptions.NoSuchKey:
-            condition = {"IfNoneMatch": "*"}
-        else:
-            condition = {"IfMatch": current["ETag"]}
-            try:
-                merger.add_bytes(f"s3://{bucket}/{rolling_key}", current["Body"].read())
-            except Rejected as exc:
-                merger.close()
-                # Writing over it would drop everything merged so far: stop and say so.
-                raise RuntimeError(
-                    f"the rolling data file s3://{bucket}/{rolling_key} is unreadable ({exc}); "
-                    "nothing was changed. Move it aside: the next event starts a new one, and "
-                    "the scheduled combine still reads every raw data file"
-                ) from exc
-        for name, body in new_data.items():
-            try:
-                merger.add_bytes(name, body)
-            except Rejected as exc:
-                rejected.append({"input": name, "reason": str(exc)})
-        merged, mixed = merger.result()
-        merger.close()
-        with tempfile.TemporaryDirectory() as work:
-            path = Path(work) / "combined.coverage"
-            write_data_file(merged, path, None)
-            body = path.read_bytes()
+            new_data[f"s3://{bucket}/{key}"] = _fetch_new(client, bucket, key)
+        except Rejected as exc:
+            unfetched.append({"input": f"s3://{bucket}/{key}", "reason": str(exc)})
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if attempt > 1:
+            # Writers that lost the same race must not all come back at once.
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        body, condition, rejected = _merge_with_current(client, bucket, rolling_key, new_data)
         if before_write is not None:
             before_write()
         try:
@@ -153,18 +133,78 @@ def merge_into_rolling(
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 continue
             raise
+        rejected = unfetched + rejected
+        refused = {r["input"] for r in rejected}
         return {
             "merged": [
-                f"s3://{bucket}/{k}"
-                for k in wanted
-                if f"s3://{bucket}/{k}" not in {r["input"] for r in rejected}
+                name for name in (f"s3://{bucket}/{k}" for k in wanted) if name not in refused
             ],
             "ignored": ignored,
-            "rejected": rejected + [{"input": n, "reason": r} for n, r in mixed],
-            "rolling": f"s3://{bucket}/{rolling_key}",
+            "rejected": rejected,
+            "rolling": rolling_name,
             "attempts": attempt,
         }
     raise RuntimeError(
         f"s3://{bucket}/{rolling_key} changed under every one of {MAX_ATTEMPTS} attempts; "
         "the event will be retried by Lambda"
     )
+
+
+def _fetch_new(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of a new data file, or :class:`Rejected` when it is gone or too large.
+
+    An object can be deleted (or expire) between its event and this read; the
+    rest of the event's objects still merge.
+    """
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey:
+        raise Rejected("no longer in the bucket (deleted or expired after its event)") from None
+    size = int(response.get("ContentLength", 0))
+    if size > DEFAULT_MAX_BYTES:
+        response["Body"].close()
+        raise Rejected(f"{size} bytes is over the size cap of {DEFAULT_MAX_BYTES}")
+    body: bytes = response["Body"].read()
+    return body
+
+
+def _merge_with_current(
+    client: Any, bucket: str, rolling_key: str, new_data: dict[str, bytes]
+) -> tuple[bytes, dict[str, str], list[dict[str, str]]]:
+    """Read the rolling file, merge the new data into it.
+
+    Returns the new bytes, the write condition that makes the write lose
+    against any update since this read, and the inputs refused with why.
+    """
+    rolling_name = f"s3://{bucket}/{rolling_key}"
+    merger = Merger()
+    rejected: list[dict[str, str]] = []
+    try:
+        try:
+            current = client.get_object(Bucket=bucket, Key=rolling_key)
+        except client.exceptions.NoSuchKey:
+            condition = {"IfNoneMatch": "*"}
+        else:
+            condition = {"IfMatch": current["ETag"]}
+            try:
+                merger.add_bytes(rolling_name, current["Body"].read())
+            except Rejected as exc:
+                # Writing over it would drop everything merged so far: stop and say so.
+                raise RuntimeError(
+                    f"the rolling data file {rolling_name} is unreadable ({exc}); "
+                    "nothing was changed. Move it aside: the next event starts a new one, and "
+                    "the scheduled combine still reads every raw data file"
+                ) from exc
+        for name, data in new_data.items():
+            try:
+                merger.add_bytes(name, data)
+            except Rejected as exc:
+                rejected.append({"input": name, "reason": str(exc)})
+        merged, mixed = merger.result(anchor=rolling_name)
+    finally:
+        merger.close()
+    rejected += [{"input": name, "reason": reason} for name, reason in mixed]
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "combined.coverage"
+        write_data_file(merged, path, None)
+        return path.read_bytes(), condition, rejected

@@ -185,10 +185,16 @@ class Merger:
         ).fetchone()[0]
         return int(file_id), int(context_id)
 
-    def result(self) -> tuple[Merged, list[tuple[str, str]]]:
-        """The merged data of the majority kind, and the (input, reason) of the rest."""
+    def result(self, *, anchor: str | None = None) -> tuple[Merged, list[tuple[str, str]]]:
+        """The merged data of the majority kind, and the (input, reason) of the rest.
+
+        When the input named ``anchor`` was merged, its kind wins instead of the
+        majority: an accumulated file must never be dropped for a few newcomers.
+        """
         arcs_inputs, lines_inputs = self._inputs[True], self._inputs[False]
         has_arcs = len(arcs_inputs) >= len(lines_inputs)
+        if anchor is not None and anchor in arcs_inputs + lines_inputs:
+            has_arcs = anchor in arcs_inputs
         keep, drop = (arcs_inputs, lines_inputs) if has_arcs else (lines_inputs, arcs_inputs)
         merged = Merged(has_arcs=has_arcs, inputs=list(keep))
         if has_arcs:

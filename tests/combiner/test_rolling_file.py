@@ -1,0 +1,101 @@
+"""The rolling data file of the Lambda handler keeps what it accumulated, whatever arrives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from coverage_combiner.lambda_handler import ROLLING_NAME, handler
+from tests.combiner.conftest import key, read_data, write_data
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ROLLING = f"coverage-combined/{ROLLING_NAME}"
+
+
+@pytest.fixture
+def lambda_bucket(monkeypatch: pytest.MonkeyPatch, bucket: str) -> str:
+    monkeypatch.setenv("COVERAGE_S3_BUCKET", bucket)
+    monkeypatch.setenv("COVERAGE_S3_PREFIX", "coverage/")
+    monkeypatch.setenv("COVERAGE_COMBINED_PREFIX", "coverage-combined/")
+    return bucket
+
+
+def upload(s3: S3Client, bucket: str, tmp_path: Path, object_key: str, **data: object) -> None:
+    local = write_data(tmp_path / "staging" / object_key, **data)  # type: ignore[arg-type]
+    s3.put_object(Bucket=bucket, Key=object_key, Body=local.read_bytes())
+
+
+def created(*keys: str) -> dict[str, object]:
+    return {
+        "Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": k}}} for k in keys]
+    }
+
+
+def rolling(s3: S3Client, bucket: str, tmp_path: Path) -> tuple[dict[str, set[int]], set[str]]:
+    local = tmp_path / "rolling-read.coverage"
+    local.write_bytes(s3.get_object(Bucket=bucket, Key=ROLLING)["Body"].read())
+    lines, _, contexts = read_data(local)
+    return lines, contexts
+
+
+def test_newcomers_of_the_other_kind_never_replace_the_accumulated_data(
+    s3: S3Client, lambda_bucket: str, tmp_path: Path
+) -> None:
+    upload(
+        s3, lambda_bucket, tmp_path, key(pid=1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 2)}}}
+    )
+    assert handler(created(key(pid=1)), None)["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    # Two line-data files outnumber the one rolling file of branch data.
+    upload(s3, lambda_bucket, tmp_path, key(pid=2), lines={"orders@1": {"app.py": {5}}})
+    upload(s3, lambda_bucket, tmp_path, key(pid=3), lines={"orders@1": {"app.py": {6}}})
+
+    result = handler(created(key(pid=2), key(pid=3)), None)
+
+    assert result["merged"] == []
+    assert [r["input"] for r in result["rejected"]] == [
+        f"s3://{lambda_bucket}/{key(pid=2)}",
+        f"s3://{lambda_bucket}/{key(pid=3)}",
+    ]
+    assert all(r["reason"].startswith("line data among") for r in result["rejected"])
+    assert rolling(s3, lambda_bucket, tmp_path) == ({"app.py": {1, 2}}, {"orders@1"})
+
+
+def test_an_object_gone_before_its_event_is_reported_and_the_rest_merges(
+    s3: S3Client, lambda_bucket: str, tmp_path: Path
+) -> None:
+    upload(s3, lambda_bucket, tmp_path, key(pid=1), lines={"orders@1": {"app.py": {1}}})
+    gone = key(pid=2)
+
+    result = handler(created(gone, key(pid=1)), None)
+
+    assert result["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert result["rejected"] == [
+        {
+            "input": f"s3://{lambda_bucket}/{gone}",
+            "reason": "no longer in the bucket (deleted or expired after its event)",
+        }
+    ]
+    assert rolling(s3, lambda_bucket, tmp_path) == ({"app.py": {1}}, {"orders@1"})
+
+
+def test_a_bad_newcomer_is_named_and_merged_with_nothing(
+    s3: S3Client, lambda_bucket: str, tmp_path: Path
+) -> None:
+    upload(s3, lambda_bucket, tmp_path, key(pid=1), lines={"orders@1": {"app.py": {1}}})
+    s3.put_object(Bucket=lambda_bucket, Key=key(pid=2), Body=b"not sqlite")
+
+    result = handler(created(key(pid=1), key(pid=2)), None)
+
+    assert result["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert result["rejected"] == [
+        {
+            "input": f"s3://{lambda_bucket}/{key(pid=2)}",
+            "reason": "not a coverage.py data file: not an SQLite database",
+        }
+    ]
+    # The input itself is left as it was.
+    assert s3.get_object(Bucket=lambda_bucket, Key=key(pid=2))["Body"].read() == b"not sqlite"
