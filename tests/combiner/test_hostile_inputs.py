@@ -109,3 +109,17 @@ def test_progress_line_before_the_totals_are_known() -> None:
     assert progress.line() == "listing 2000  fetching [#####...............] 1/4"
     progress.finish()
     assert progress.stream.getvalue().endswith("\n")  # type: ignore[attr-defined]
+
+
+def test_symbolic_links_in_a_source_folder_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    write_data(outside / "elsewhere.coverage", lines={"f@1": {"x.py": {9}}})
+    source = tmp_path / "in"
+    write_data(source / "real.coverage", lines={"f@1": {"a.py": {1}}})
+    (source / "linked.coverage").symlink_to(outside / "elsewhere.coverage")
+    (source / "linked-folder").symlink_to(outside, target_is_directory=True)
+
+    result = combine([str(source)])
+
+    assert result.merged.inputs == [str(source / "real.coverage")]
+    assert result.merged.lines_by_file() == {"a.py": {1}}

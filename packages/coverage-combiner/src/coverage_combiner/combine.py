@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.keys import DataKey, key_segment, parse_key
+from coverage_combiner.keys import key_segment, parse_key
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions, version_order
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import Input, fetch_bytes, list_source
@@ -190,7 +191,10 @@ def _bounded_map(
 def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:
     """Apply the key-level filters; keep the newest snapshot per process. Count the rest."""
     wanted = key_segment(options.function) if options.function is not None else None
-    newest: dict[tuple[str, str, int], tuple[DataKey, Input]] = {}
+    # Per writing process: the highest sequence number and its input. The
+    # parsed key itself is not kept: with tens of thousands of inputs it would
+    # outweigh the inputs.
+    newest: dict[tuple[str, str, int], tuple[int, Input]] = {}
     chosen: list[Input] = []
     candidates = 0
     for item in inputs:
@@ -202,10 +206,10 @@ def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], 
             chosen.append(item)
             continue
         candidates += 1
-        writer = (key.function, key.container, key.pid)
+        writer = (sys.intern(key.function), key.container, key.pid)
         current = newest.get(writer)
-        if current is None or key.seq > current[0].seq:
-            newest[writer] = (key, item)
+        if current is None or key.seq > current[0]:
+            newest[writer] = (key.seq, item)
     chosen.extend(item for _, item in newest.values())
     chosen.sort(key=lambda i: i.name)
     return chosen, candidates - len(newest)

@@ -2,16 +2,19 @@
 
 A source lists *inputs*: a name (the S3 key or the path), a size and a way
 to fetch the bytes. Listing is cheap and complete (paginated); fetching
-happens later, in parallel, bounded by ``--jobs``.
+happens later, in parallel, bounded by ``--jobs``. An input is a few small
+objects (no ``Path``, no closure), so tens of thousands of them stay small
+next to the merge itself.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +25,55 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Input:
-    """One candidate data file."""
+    """One candidate data file.
+
+    Its bytes come from ``fetch`` when given, else from ``origin``, the
+    reader shared by every input of one listing (one per input would cost
+    more than the input itself).
+    """
 
     name: str
     size: int
     modified: datetime | None
-    fetch: Callable[[], bytes]
+    fetch: Callable[[], bytes] | None = None
+    origin: Origin | None = None
+
+    def read(self) -> bytes:
+        """The input's bytes (one attempt; see :func:`fetch_bytes` for retries)."""
+        if self.fetch is not None:
+            return self.fetch()
+        if self.origin is None:
+            raise SourceError(f"{self.name}: no way to read it")
+        return self.origin.read(self.name)
+
+
+class Origin:
+    """Reads inputs by name: local files (this class) or S3 objects (:class:`S3Origin`)."""
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the file ``name``."""
+        with open(name, "rb") as file:
+            return file.read()
+
+
+class S3Origin(Origin):
+    """Reads ``s3://bucket/key`` inputs of one bucket with one client."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self._prefix = f"s3://{bucket}/"
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the object ``name`` (``s3://bucket/key``)."""
+        key = name.removeprefix(self._prefix)
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+
+LOCAL_FILES = Origin()
 
 
 @dataclass(frozen=True)
@@ -53,7 +97,7 @@ def fetch_bytes(item: Input, *, attempts: int = FETCH_ATTEMPTS, backoff: float =
     """
     for attempt in range(1, attempts + 1):
         try:
-            return item.fetch()
+            return item.read()
         except Exception as exc:
             if attempt == attempts:
                 raise SourceError(f"could not be fetched after {attempts} attempts: {exc}") from exc
@@ -122,6 +166,7 @@ def _list_s3(
     on_page: Callable[[int], None] | None = None,
 ) -> Listing:
     bucket, prefix = parse_s3_url(url)
+    origin = S3Origin(client, bucket)
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
     probes = 0
@@ -147,20 +192,12 @@ def _list_s3(
                         name=f"s3://{bucket}/{key}",
                         size=int(item.get("Size", 0)),
                         modified=item.get("LastModified"),
-                        fetch=_s3_fetcher(client, bucket, key),
+                        origin=origin,
                     )
                 )
     except Exception as exc:  # botocore's ClientError and connection errors
         raise SourceError(f"cannot list {url}: {exc}") from exc
     return Listing(inputs, skipped, probes)
-
-
-def _s3_fetcher(client: S3Client, bucket: str, key: str) -> Callable[[], bytes]:
-    def fetch() -> bytes:
-        body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body
-
-    return fetch
 
 
 def _list_local(path: Path, exclude: Path | None) -> Listing:
@@ -170,33 +207,44 @@ def _list_local(path: Path, exclude: Path | None) -> Listing:
         raise SourceError(
             f"{str(path)!r} is neither a file, a folder nor s3://bucket/prefix; check the path"
         )
-    excluded = exclude.resolve() if exclude else None
+    excluded = os.path.realpath(exclude) if exclude else None
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
     probes = 0
-    for item in sorted(_walk(path)):
-        if excluded is not None and item.resolve().is_relative_to(excluded):
-            continue
-        if is_health_probe(item.as_posix()):
+    for name in sorted(_walk(str(path), excluded)):
+        if is_health_probe(name):
             probes += 1
-        elif is_data_key(item.name):
-            inputs.append(_local_input(item))
+        elif is_data_key(name):
+            inputs.append(_local_input(name))
         else:
-            skipped.append((str(item), NOT_DATA))
+            skipped.append((name, NOT_DATA))
     return Listing(inputs, skipped, probes)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for item in folder.rglob("*"):
-        if item.is_file() and not item.is_symlink():
-            yield item
+def _walk(folder: str, excluded: str | None) -> Iterator[str]:
+    """Every regular file below ``folder``, as a string; symbolic links are not followed,
+    and ``excluded`` (a real path) is not entered."""
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        if excluded is not None and os.path.realpath(current) == excluded:
+            continue
+        # "." lists as "x", not "./x", as a path written by hand would be.
+        prefix = "" if current == "." else current.rstrip("/") + "/"
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(prefix + entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    yield prefix + entry.name
 
 
-def _local_input(path: Path) -> Input:
-    stat = path.stat()
+def _local_input(path: Path | str) -> Input:
+    name = str(path)
+    stat = os.stat(name)
     return Input(
-        name=str(path),
+        name=name,
         size=stat.st_size,
-        modified=datetime.fromtimestamp(stat.st_mtime).astimezone(),
-        fetch=path.read_bytes,
+        modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
+        origin=LOCAL_FILES,
     )
