@@ -66,6 +66,8 @@ class CombineResult:
     #: The wrapper's own health probes found among the sources (expected, not a problem).
     probes: int = 0
     superseded: int = 0
+    #: Inputs byte-identical to an earlier one (their data is in, merged once).
+    duplicates: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -130,6 +132,7 @@ def combine(
                 rejected.append((item.name, str(exc)))
             report("merging", done, len(chosen))
     merged, mixed = merger.result()
+    duplicates = merger.duplicates
     merger.close()
     rejected.extend(mixed)
     if options.function is not None:
@@ -141,6 +144,7 @@ def combine(
         rejected=sorted(rejected),
         skipped=skipped,
         probes=probes,
+        duplicates=duplicates,
         superseded=superseded,
         warnings=_version_warnings(versions, options.version),
     )

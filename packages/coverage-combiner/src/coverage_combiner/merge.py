@@ -9,6 +9,7 @@ wins and the inputs of the other kind are reported as rejected.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -134,9 +135,31 @@ class Merger:
         self._db.executescript(_ACCUMULATOR)
         self._db.execute("attach database ':memory:' as input")
         self._inputs: dict[bool, list[str]] = {True: [], False: []}
+        # What became of each distinct content: its kind (branch data or not),
+        # or why it was rejected. coverage.py writes nothing that varies between
+        # runs into a data file, so containers that ran the same code paths
+        # upload identical bytes, and merging them again would change nothing.
+        self._seen: dict[bytes, bool | str] = {}
+        #: Inputs whose bytes equal an earlier input's: not merged again.
+        self.duplicates = 0
 
     def add_bytes(self, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """Validate one untrusted data file and merge it; raise :class:`Rejected` if not."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        seen = self._seen.get(digest)
+        if isinstance(seen, bool):
+            self.duplicates += 1
+            self._inputs[seen].append(name)
+            return
+        if isinstance(seen, str):
+            raise Rejected(seen)
+        try:
+            self._seen[digest] = self._add_new_bytes(name, data, max_bytes)
+        except Rejected as exc:
+            self._seen[digest] = str(exc)
+            raise
+
+    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int) -> bool:
         check_bytes(data, max_bytes)
         try:
             self._db.deserialize(data, name="input")
@@ -150,11 +173,13 @@ class Merger:
                 self._db.execute(_MERGE_ARCS if has_arcs else _MERGE_LINES)
         except sqlite3.OperationalError:
             # Same schema number, unexpected layout: let coverage.py read it.
-            self.add(read_data_file(name, data, max_bytes=max_bytes))
-            return
+            measured = read_data_file(name, data, max_bytes=max_bytes)
+            self.add(measured)
+            return measured.has_arcs
         except sqlite3.DatabaseError as exc:
             raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
         self._inputs[has_arcs].append(name)
+        return has_arcs
 
     def add(self, measured: MeasuredFile) -> None:
         """Merge data already read into Python (the slow path)."""

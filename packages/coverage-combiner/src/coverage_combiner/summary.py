@@ -61,6 +61,7 @@ def build_summary(
         "inputs": {
             "merged": len(merged.inputs),
             "superseded_snapshots": result.superseded,
+            "identical_to_another": result.duplicates,
             "rejected": [{"input": name, "reason": reason} for name, reason in result.rejected],
             "skipped": [{"input": name, "reason": reason} for name, reason in result.skipped],
             "skipped_not_data": len(result.skipped) + result.probes,
