@@ -6,11 +6,12 @@ import io
 import json
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from coverage_combiner import combine
+from coverage_combiner import CombineResult, combine
 from coverage_combiner.cli import EXIT_PARTIAL, Progress, main
 from coverage_combiner.reader import MAX_LINE
 from tests.combiner.conftest import key, write_data
@@ -123,3 +124,44 @@ def test_symbolic_links_in_a_source_folder_are_not_followed(tmp_path: Path) -> N
 
     assert result.merged.inputs == [str(source / "real.coverage")]
     assert result.merged.lines_by_file() == {"a.py": {1}}
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        (
+            # An aggregate over an endless recursion never returns if it is ever read.
+            "drop table coverage_schema; create view coverage_schema as "
+            "with recursive r(n) as (select 1 union all select n + 1 from r) "
+            "select max(n) as version from r",
+            "not a plain coverage.py data file: it defines views or triggers "
+            "(coverage_schema), which coverage.py never writes",
+        ),
+        (
+            "update coverage_schema set version = 'seven'",
+            "written by another coverage.py (data schema seven; this combiner reads schema 7): "
+            "combine it with a matching coverage.py",
+        ),
+        (
+            "drop table coverage_schema",
+            "not a coverage.py data file: no coverage_schema table",
+        ),
+    ],
+    ids=["endless-view", "text-version", "no-schema-table"],
+)
+def test_a_doctored_schema_table_is_refused_without_being_run(
+    tmp_path: Path, statement: str, reason: str
+) -> None:
+    doctored = write_data(tmp_path / "in" / "doctored.coverage", lines={"f@1": {"a.py": {1}}})
+    with sqlite3.connect(doctored) as db:
+        db.executescript(statement)
+    write_data(tmp_path / "in" / "good.coverage", lines={"f@1": {"a.py": {2}}})
+    outcome: list[CombineResult] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(combine([str(tmp_path / "in")])), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert outcome, "the combiner ran the file's own query"
+    assert outcome[0].rejected == [(str(doctored), reason)]
+    assert outcome[0].merged.lines_by_file() == {"a.py": {2}}

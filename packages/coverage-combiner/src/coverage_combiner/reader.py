@@ -55,23 +55,37 @@ def check_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         raise Rejected("not a coverage.py data file: not an SQLite database")
 
 
+#: Everything else the merge needs to know, in one statement (it runs once per
+#: input, so the number of statements is a large part of the cost of an input).
+_FACTS = """
+select
+    (select value from {schema}.meta where key = 'has_arcs'),
+    exists (select 1 from {schema}.arc),
+    exists (select 1 from {schema}.line_bits),
+    (select max(length(numbits)) from {schema}.line_bits),
+    (select max(max(abs(fromno), abs(tono))) from {schema}.arc)
+"""
+
+
 def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
-    """Check the schema of a loaded data file; return whether it holds branch data."""
-    version = _schema_version(db, schema)
-    if version != SCHEMA_VERSION:
-        raise Rejected(
-            f"written by another coverage.py (data schema {version}; this combiner reads "
-            f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
-        )
+    """Check the schema of a loaded data file; return whether it holds branch data.
+
+    The objects are checked before any of them is read: a view in place of a
+    table would otherwise run the file's own query (an endless recursive one,
+    say) inside the combiner.
+    """
     # The schema name is ours ("main" or "input"), never from the input.
     _check_objects(db, schema)
-    has_arcs = db.execute(f"select value from {schema}.meta where key = 'has_arcs'").fetchone()  # noqa: S608
-    arcs = db.execute(f"select exists (select 1 from {schema}.arc)").fetchone()[0]  # noqa: S608
-    lines = db.execute(f"select exists (select 1 from {schema}.line_bits)").fetchone()[0]  # noqa: S608
+    has_arcs, arcs, lines, widest, highest = db.execute(_FACTS.format(schema=schema)).fetchone()
     if arcs and lines:
         raise Rejected("holds both line and branch data; a data file holds one or the other")
-    _check_line_numbers(db, schema)
-    return bool(arcs) or (has_arcs is not None and has_arcs[0] in ("1", "true", "True"))
+    # Line n is bit n % 8 of byte n // 8.
+    if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
+        raise Rejected(
+            f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
+            "corrupt or not written by coverage.py"
+        )
+    return bool(arcs) or has_arcs in ("1", "true", "True")
 
 
 def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
@@ -104,28 +118,16 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
 MAX_LINE = 1 << 20
 
 
-def _check_line_numbers(db: sqlite3.Connection, schema: str) -> None:
-    widest = db.execute(f"select max(length(numbits)) from {schema}.line_bits").fetchone()[0]  # noqa: S608
-    highest = db.execute(
-        f"select max(max(abs(fromno), abs(tono))) from {schema}.arc"  # noqa: S608
-    ).fetchone()[0]
-    # Line n is bit n % 8 of byte n // 8.
-    if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
-        raise Rejected(
-            f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
-            "corrupt or not written by coverage.py"
-        )
-
-
 #: The tables coverage.py's data schema has; the SQL read touches only these.
 _TABLES = ("coverage_schema", "meta", "file", "context", "line_bits", "arc")
 
 
 def _check_objects(db: sqlite3.Connection, schema: str) -> None:
-    """Refuse files whose read would run SQL of the file's own: views and triggers.
+    """Refuse files whose read would run SQL of the file's own, then check the schema.
 
-    coverage.py never writes either; a table swapped for a view would run the
-    view's query inside the merge.
+    coverage.py never writes views or triggers; a table swapped for a view
+    would run the view's query inside the merge. Only ``sqlite_master`` is
+    read until that is known.
     """
     found = dict(
         db.execute(f"select name, type from {schema}.sqlite_master").fetchall()  # noqa: S608
@@ -136,6 +138,14 @@ def _check_objects(db: sqlite3.Connection, schema: str) -> None:
             f"not a plain coverage.py data file: it defines views or triggers "
             f"({', '.join(foreign)}), which coverage.py never writes"
         )
+    if found.get("coverage_schema") != "table":
+        raise Rejected("not a coverage.py data file: no coverage_schema table")
+    version = _schema_version(db, schema)
+    if version != SCHEMA_VERSION:
+        raise Rejected(
+            f"written by another coverage.py (data schema {version}; this combiner reads "
+            f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
+        )
     missing = [name for name in _TABLES if found.get(name) != "table"]
     if missing:
         raise Rejected(
@@ -144,14 +154,10 @@ def _check_objects(db: sqlite3.Connection, schema: str) -> None:
         )
 
 
-def _schema_version(db: sqlite3.Connection, schema: str = "main") -> int | None:
-    try:
-        row = db.execute(f"select version from {schema}.coverage_schema").fetchone()  # noqa: S608
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            raise Rejected("not a coverage.py data file: no coverage_schema table") from exc
-        raise
-    return int(row[0]) if row and row[0] is not None else None
+def _schema_version(db: sqlite3.Connection, schema: str = "main") -> object:
+    """The stored schema version, as stored: any value at all, in a hostile file."""
+    row = db.execute(f"select version from {schema}.coverage_schema").fetchone()  # noqa: S608
+    return row[0] if row else None
 
 
 def _read_sql(name: str, db: sqlite3.Connection, has_arcs: bool) -> MeasuredFile:
