@@ -136,3 +136,12 @@ test-destroy: install ## Destroy the test stack STACK and its coverage data
 
 test-status: install ## Show the deployed test stack's outputs (function names, bucket)
 	$(HATCH) run python -c 'import sys, boto3; from test_stack.loadtest import stack_outputs; [print(f"{k:28} {v}") for k, v in sorted(stack_outputs(boto3.client("cloudformation"), sys.argv[1]).items())]' $(STACK)
+
+# --- Benchmarks ---------------------------------------------------------------
+# Each prints a Markdown table whose figures go into BENCHMARKS.md; every ratio
+# is against a baseline measured in the same run.
+.PHONY: bench bench-combiner-quick
+bench: bench-wrapper bench-combiner ## Run every benchmark (the wrapper's cost, the combiner against coverage combine)
+
+bench-combiner-quick: install ## The combiner benchmark on 2,000 files only (under a minute)
+	$(HATCH) run bench-combiner --files 2000
