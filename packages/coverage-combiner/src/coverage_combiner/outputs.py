@@ -18,13 +18,16 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.combine import CombineResult
 from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, split_context
 from coverage_combiner.remap import PathRemapper
 from coverage_combiner.summary import build_summary, render_markdown
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 FORMATS = ("data", "json", "xml", "lcov", "html", "markdown")
 DEFAULT_FORMATS = ("data", "json", "html")
@@ -67,15 +70,19 @@ def write_outputs(
     *,
     formats: Sequence[str] = DEFAULT_FORMATS,
     remap: PathRemapper | None = None,
+    s3: S3Client | None = None,
 ) -> Written:
-    """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``."""
+    """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
+
+    ``s3`` is the client for an S3 destination (default: boto3's own configuration).
+    """
     remap = remap or PathRemapper()
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
         written = _render(result, staging, formats, remap)
         if destination.startswith("s3://"):
-            written.outputs = _publish_s3(staging, destination)
+            written.outputs = _publish_s3(staging, destination, s3)
         else:
             written.outputs = _publish_local(staging, Path(destination))
     return written
@@ -250,20 +257,36 @@ def _swap_folder(source: Path, target: Path) -> None:
         shutil.rmtree(outgoing)
 
 
-def _publish_s3(staging: Path, destination: str) -> dict[str, str]:
+#: The order outputs are put to S3 in. S3 has no rename and no multi-object
+#: transaction, so each object is one whole PUT and the order does the rest:
+#: the HTML pages before their index, the reports before the summaries that
+#: point at them, the JSON summary (what a pipeline reads) last.
+S3_ORDER = ("html", "xml", "lcov", "data", "markdown", "json")
+
+
+def _publish_s3(staging: Path, destination: str, client: S3Client | None) -> dict[str, str]:
     from coverage_combiner.sources import parse_s3_url, s3_client
 
     bucket, prefix = parse_s3_url(destination)
     if ".." in prefix.split("/"):
         raise CombinerError(f"refusing to write under {destination!r}: it contains '..'")
     prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-    client = s3_client()
+    client = client or s3_client()
     outputs: dict[str, str] = {}
-    for kind, name in FILE_NAMES.items():
+    for kind in S3_ORDER:
+        name = FILE_NAMES[kind]
         source = staging / name
         if not source.exists():
             continue
-        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        # index.html last of the pages: it links to all the others.
+        files = (
+            sorted(
+                (p for p in source.rglob("*") if p.is_file()),
+                key=lambda p: (p.name == "index.html", p),
+            )
+            if source.is_dir()
+            else [source]
+        )
         for path in files:
             key = prefix + path.relative_to(staging).as_posix()
             try:
@@ -274,4 +297,4 @@ def _publish_s3(staging: Path, destination: str) -> dict[str, str]:
                     "these credentials may s3:PutObject there"
                 ) from exc
         outputs[kind] = f"s3://{bucket}/{prefix}{name}"
-    return outputs
+    return {kind: outputs[kind] for kind in FILE_NAMES if kind in outputs}
