@@ -20,7 +20,7 @@ from coverage_combiner.cli import (
     EXIT_USAGE,
     main,
 )
-from coverage_combiner.errors import CombinerError
+from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.outputs import safe_target
 from tests.combiner.conftest import key, read_data, write_data
 
@@ -84,7 +84,19 @@ def test_reports_from_a_local_folder(
         "orders@$LATEST" in p.read_text() for p in (out / "html").glob("*.html")
     )
     assert "SF:" in (out / "coverage.lcov").read_text()
-    assert "**100.0%** covered" in capsys.readouterr().out
+    # The terminal gets aligned tables; Markdown goes only to its file.
+    printed = capsys.readouterr().out
+    shown = str(source / "app.py")
+    assert printed.splitlines()[:5] == [
+        f"{'Name':<{len(shown)}}   Stmts   Miss   Branch   BrPart    Cover",
+        "-" * (len(shown) + 42),
+        f"{shown}       4      0        2        0   100.0%",
+        "-" * (len(shown) + 42),
+        f"{'TOTAL':<{len(shown)}}       4      0        2        0   100.0%",
+    ]
+    assert "**" not in printed
+    assert "| ---" not in printed
+    assert "**100.0%** covered" in (out / "coverage-summary.md").read_text()
 
 
 def test_bad_inputs_are_reported_skipped_and_left_alone(
@@ -161,7 +173,10 @@ def test_size_cap(measured: tuple[Path, Path]) -> None:
     from coverage_combiner import CombineOptions, combine
 
     _, inputs = measured
-    result = combine([str(inputs)], CombineOptions(max_bytes=1000))
+    with pytest.raises(NoDataError, match=r"\(2 data file\(s\) listed, 2 rejected\)") as caught:
+        combine([str(inputs)], CombineOptions(max_bytes=1000))
+    result = caught.value.result
+    assert result is not None
     assert [reason for _, reason in result.rejected] == [
         f"{(inputs / key(pid=1)).stat().st_size} bytes is over the size cap of 1000 (--max-bytes)",
         f"{(inputs / key(pid=2)).stat().st_size} bytes is over the size cap of 1000 (--max-bytes)",
@@ -257,8 +272,9 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert main(["combine", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == EXIT_ERROR
     assert "is neither a file, a folder nor s3://bucket/prefix" in capsys.readouterr().err
     assert (
-        main(["combine", str(tmp_path), "-o", str(tmp_path / "o"), "--format", "pdf"]) == EXIT_ERROR
+        main(["combine", str(tmp_path), "-o", str(tmp_path / "o"), "--format", "pdf"]) == EXIT_USAGE
     )
+    assert "unknown format(s) pdf: choose from data, json" in capsys.readouterr().err
 
 
 def test_outputs_cannot_escape_their_folder(tmp_path: Path) -> None:
@@ -326,13 +342,25 @@ def test_progress_only_on_a_terminal(
     assert "merging" not in capsys.readouterr().err
 
 
-def test_no_data_at_all_still_gives_a_valid_empty_data_file(tmp_path: Path) -> None:
+def test_no_data_is_an_error_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not data")
     out = tmp_path / "out"
-    assert (
-        main(["combine", str(tmp_path / "in"), "-o", str(out), "--format", "data,json", "-q"])
-        == EXIT_OK
+    args = ["combine", str(tmp_path / "in"), "-o", str(out), "--format", "data,json", "-q"]
+    # A CI gate pointed at the wrong place fails, and says where it looked.
+    assert main([*args, "--function", "orders", "--since", "2026-01-02"]) == EXIT_ERROR
+    assert capsys.readouterr().err == (
+        f"lambda-coverage: skipped {tmp_path / 'in' / 'notes.txt'}: not a data file (the name "
+        "does not end in .coverage)\n"
+        f"lambda-coverage: error: no coverage data under {tmp_path / 'in'} with --function "
+        "orders --since 2026-01-02 (0 data file(s) listed, 1 other object(s)); check the "
+        "source and the filters, or pass --allow-empty to write an empty report on purpose\n"
     )
+    assert not out.exists()
+    # On purpose, an empty but valid report.
+    assert main([*args, "--allow-empty"]) == EXIT_PARTIAL
     assert read_data(out / ".coverage") == ({}, {}, set())
 
 
@@ -359,6 +387,7 @@ def test_per_function_figures_with_a_relative_source_root(
             "percent_covered": 66.67,
             "branches": 2,
             "covered_branches": 1,
+            "partial_branches": 1,
         }
     }
 

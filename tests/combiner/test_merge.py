@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,17 +35,19 @@ def test_merged_arcs_are_the_union_of_the_inputs(
     tmp_path: Path, inputs: list[tuple[str, dict[str, set[tuple[int, int]]]]]
 ) -> None:
     folder = tmp_path / f"in-{abs(hash(str(inputs)))}"
-    expected: dict[str, set[tuple[int, int]]] = {}
+    expected: dict[tuple[str, str], set[tuple[int, int]]] = {}
     for number, (context, files) in enumerate(inputs):
         write_data(folder / f"{number}.coverage", arcs={context: files})
         for name, file_arc_set in files.items():
-            expected.setdefault(name, set()).update(file_arc_set)
+            expected.setdefault((context.split("@")[0], name), set()).update(file_arc_set)
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
-    write_data_file(result.merged, out, PathRemapper())
+    with _working_folder(tmp_path):
+        write_data_file(result.merged, out, PathRemapper())
     _, arcs, merged_contexts = read_data(out)
-    # Paths come out absolute: coverage.py matches data to source by absolute path.
-    assert arcs == {os.path.abspath(name): values for name, values in expected.items()}
+    # Paths come out absolute (coverage.py matches data to source by absolute
+    # path), and each function's files apart from the other's.
+    assert arcs == _per_function(tmp_path, expected)
     assert merged_contexts == {context for context, _ in inputs}
     assert result.rejected == []
 
@@ -55,16 +60,40 @@ def test_merged_lines_are_the_union_of_the_inputs(
     tmp_path: Path, inputs: list[tuple[str, dict[str, set[int]]]]
 ) -> None:
     folder = tmp_path / f"in-{abs(hash(str(inputs)))}"
-    expected: dict[str, set[int]] = {}
+    expected: dict[tuple[str, str], set[int]] = {}
     for number, (context, files) in enumerate(inputs):
         write_data(folder / f"{number}.coverage", lines={context: files})
         for name, file_line_set in files.items():
-            expected.setdefault(name, set()).update(file_line_set)
+            expected.setdefault((context.split("@")[0], name), set()).update(file_line_set)
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
-    write_data_file(result.merged, out, PathRemapper())
+    with _working_folder(tmp_path):
+        write_data_file(result.merged, out, PathRemapper())
     lines, _, _ = read_data(out)
-    assert lines == {os.path.abspath(name): values for name, values in expected.items()}
+    assert lines == _per_function(tmp_path, expected)
+
+
+V = TypeVar("V")
+
+
+def _per_function(folder: Path, expected: dict[tuple[str, str], set[V]]) -> dict[str, set[V]]:
+    """Where each function's files go when no source is found: apart when there are several."""
+    several = len({function for function, _ in expected}) > 1
+    return {
+        str(folder / function / name) if several else str(folder / name): values
+        for (function, name), values in expected.items()
+    }
+
+
+@contextlib.contextmanager
+def _working_folder(folder: Path) -> Iterator[None]:
+    # Sources are looked for under the working folder: an empty one finds none.
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def test_only_the_newest_snapshot_of_a_process_is_read_and_the_result_is_the_same(
@@ -211,8 +240,11 @@ def test_version_order_is_numeric_and_latest_is_newest(
     )
     assert capsys.readouterr().err == ""
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST", "orders@9", "orders@10"}
-    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "7"]) == 0
+    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "7"]) == 1
     assert capsys.readouterr().err == (
         "lambda-coverage: warning: orders: no data of version 7 (it has 9, 10, $LATEST); "
         "nothing is reported for it\n"
+        f"lambda-coverage: error: no coverage data under {root} with --version 7 (3 data file(s) "
+        "listed); check the source and the filters, or pass --allow-empty to write an empty "
+        "report on purpose\n"
     )

@@ -149,6 +149,19 @@ def test_scheduled_event_combines_everything(s3: S3Client, lambda_env: str, tmp_
     assert "coverage-combined/latest/coverage-summary.md" in etags(s3, lambda_env)
 
 
+def test_a_scheduled_run_without_data_leaves_the_last_report(
+    s3: S3Client, lambda_env: str, tmp_path: Path
+) -> None:
+    put_data(s3, lambda_env, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
+    handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    reports = {k: v for k, v in etags(s3, lambda_env).items() if k.startswith("coverage-combined/")}
+    s3.delete_object(Bucket=lambda_env, Key=key(pid=1))  # expired by a lifecycle rule, say
+    result = handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert result["outputs"] == {}
+    assert result["no_data"].startswith(f"no coverage data under s3://{lambda_env}/coverage/ (")
+    assert etags(s3, lambda_env) == reports
+
+
 def test_s3_events_merge_incrementally_and_ignore_own_outputs(
     s3: S3Client, lambda_env: str, tmp_path: Path
 ) -> None:

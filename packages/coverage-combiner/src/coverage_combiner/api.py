@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
@@ -26,24 +25,29 @@ def combine_coverage_files(
     source_zip: str | None = None,
     paths: list[str] | None = None,
     jobs: int = 8,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Merge every data file under ``s3://bucket_name/prefix`` and write the outputs.
 
-    ``output_key`` is the key prefix the outputs go under (``.coverage``,
-    ``coverage-summary.json``, ...). If it ends in ``.json``, the outputs go
-    beside it and the JSON summary is written at exactly that key. Keys under
-    the output prefix are never read as inputs. Returns the JSON summary plus
+    If ``output_key`` ends in ``.json`` (``coverage/daily/2026-01-15.json``),
+    the JSON summary is written at exactly that key and every other output
+    beside it, named after it (``2026-01-15.coverage``, ``2026-01-15.md``, ...),
+    so that runs writing to one folder never overwrite each other. Otherwise
+    ``output_key`` is a folder and the outputs have their fixed names
+    (``.coverage``, ``coverage-summary.json``, ...). Keys under the output
+    folder are never read as inputs. Returns the JSON summary, with
     ``outputs`` (where each file went). Reports that need the source (HTML,
     XML, LCOV, percentages) are made when ``source_root`` or ``source_zip``
-    points at it.
+    points at it. No data under ``prefix`` raises :class:`NoDataError` and
+    writes nothing, unless ``allow_empty``.
     """
-    output_prefix = (
-        output_key.rsplit("/", 1)[0] + "/" if output_key.endswith(".json") else output_key
-    )
-    if output_prefix and not output_prefix.endswith("/"):
-        output_prefix += "/"
     if ".." in output_key.split("/"):
         raise CombinerError(f"output_key {output_key!r} contains '..'")
+    folder, name = _output_place(output_key)
+    wanted = parse_formats(formats)
+    if name is not None and "json" not in wanted:
+        # The summary is what output_key names: it is always written.
+        wanted = (*wanted, "json")
     remap = PathRemapper.build(
         paths=paths or [], source_roots=[source_root] if source_root else [], source_zip=source_zip
     )
@@ -55,21 +59,25 @@ def combine_coverage_files(
             since=since,
             until=until,
             jobs=jobs,
-            exclude_prefix=output_prefix if output_prefix.startswith(prefix) else None,
+            exclude_prefix=folder if folder.startswith(prefix) else None,
+            allow_empty=allow_empty,
         ),
     )
     written = write_outputs(
-        result, f"s3://{bucket_name}/{output_prefix}", formats=parse_formats(formats), remap=remap
+        result, f"s3://{bucket_name}/{folder}", formats=wanted, remap=remap, name=name
     )
     summary = dict(written.summary)
     summary["outputs"] = dict(written.outputs)
-    if output_key.endswith(".json"):
-        from coverage_combiner.sources import s3_client
-
-        s3_client().put_object(
-            Bucket=bucket_name, Key=output_key, Body=json.dumps(summary, indent=2).encode()
-        )
-        summary["outputs"]["summary"] = f"s3://{bucket_name}/{output_key}"
+    if name is not None:
+        summary["outputs"]["summary"] = summary["outputs"]["json"]
     if written.missing_source is not None:
         summary["problems"] = [str(written.missing_source)]
     return summary
+
+
+def _output_place(output_key: str) -> tuple[str, str | None]:
+    """The output folder (a key prefix ending in ``/``, or empty) and the outputs' name."""
+    if output_key.endswith(".json"):
+        folder, _, file_name = output_key.rpartition("/")
+        return (folder + "/" if folder else ""), file_name.removesuffix(".json")
+    return (output_key if not output_key or output_key.endswith("/") else output_key + "/"), None

@@ -12,8 +12,8 @@ from datetime import date
 from typing import Any, TextIO
 
 from coverage_combiner.__about__ import __version__
-from coverage_combiner.combine import CombineOptions, combine
-from coverage_combiner.errors import CombinerError
+from coverage_combiner.combine import CombineOptions, CombineResult, combine
+from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
     FORMATS,
@@ -48,6 +48,13 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
 
 
+def _formats(text: str) -> tuple[str, ...]:
+    try:
+        return parse_formats(text)
+    except CombinerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -77,8 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", "-o", required=True, help="a folder, or s3://bucket/prefix")
     run.add_argument(
         "--format",
+        type=_formats,
         default=",".join(DEFAULT_FORMATS),
         help=f"comma-separated, any of {', '.join(FORMATS)} (default: %(default)s)",
+    )
+    run.add_argument(
+        "--name",
+        metavar="STEM",
+        help="name every output after STEM (STEM.coverage, STEM.json, STEM-html, ...) so that "
+        "runs can share one output folder",
     )
     run.add_argument(
         "--source-root",
@@ -115,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-snapshots",
         action="store_true",
         help="read every snapshot, not only the newest per process (same result, slower)",
+    )
+    run.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write an empty report when no data is found (by default that is an error)",
     )
     run.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -198,7 +217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     progress = Progress(err, not args.quiet)
     try:
-        formats = parse_formats(args.format)
         remap = PathRemapper.build(
             paths=args.paths, source_roots=args.source_root, source_zip=args.source_zip
         )
@@ -214,12 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 newest_snapshot_only=not args.all_snapshots,
                 exclude_prefix=_output_key_prefix(args.output),
                 exclude_folder=None if args.output.startswith("s3://") else args.output,
+                allow_empty=args.allow_empty,
             ),
             progress=progress,
         )
         progress.finish()
-        written = write_outputs(result, args.output, formats=formats, remap=remap)
+        written = write_outputs(
+            result, args.output, formats=args.format, remap=remap, name=args.name
+        )
+    except NoDataError as exc:
+        progress.finish()
+        if exc.result is not None:
+            _print_problems(err, exc.result, quiet=args.quiet)
+        err.write(f"lambda-coverage: error: {exc}\n")
+        return EXIT_ERROR
     except (CombinerError, ValueError) as exc:
+        progress.finish()
         err.write(f"lambda-coverage: error: {exc}\n")
         return EXIT_ERROR
     summary = written.summary
@@ -227,14 +255,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.write(json.dumps({**summary, "outputs": written.outputs}, indent=2) + "\n")
     elif not args.quiet:
         _print_human(out, summary, written.outputs)
-    for warning in result.warnings:
-        if not args.quiet:
+    _print_problems(err, result, quiet=args.quiet)
+    return _exit_code(args.fail_under, written, result.partial, err)
+
+
+def _print_problems(err: TextIO, result: CombineResult, *, quiet: bool) -> None:
+    """Warnings (unless ``quiet``), then every rejected input and other object, with why."""
+    if not quiet:
+        for warning in result.warnings:
             err.write(f"lambda-coverage: warning: {warning}\n")
     for name, reason in result.rejected:
         err.write(f"lambda-coverage: rejected {name}: {reason}\n")
     for name, reason in result.skipped:
         err.write(f"lambda-coverage: skipped {name}: {reason}\n")
-    return _exit_code(args.fail_under, written, result.partial, err)
 
 
 def _exit_code(fail_under: float | None, written: Written, partial: bool, err: TextIO) -> int:
@@ -259,9 +292,9 @@ def _exit_code(fail_under: float | None, written: Written, partial: bool, err: T
 
 
 def _print_human(out: TextIO, summary: dict[str, Any], outputs: dict[str, str]) -> None:
-    from coverage_combiner.summary import render_markdown
+    from coverage_combiner.summary import render_table
 
-    out.write(render_markdown(summary))
+    out.write(render_table(summary))
     out.write("\n")
     for kind, where in outputs.items():
         out.write(f"{kind:<9} {where}\n")

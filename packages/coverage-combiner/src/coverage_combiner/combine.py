@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
-from coverage_combiner.errors import SourceError
+from coverage_combiner.errors import NoDataError, SourceError
 from coverage_combiner.keys import key_segment, parse_key
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions, version_order
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
@@ -52,6 +52,9 @@ class CombineOptions:
     exclude_prefix: str | None = None
     #: Files under this local folder are outputs of a combiner, never inputs.
     exclude_folder: str | None = None
+    #: Finding no data is an error (:class:`NoDataError`) unless this is set: a
+    #: CI gate pointed at the wrong prefix must not pass on an empty report.
+    allow_empty: bool = False
 
 
 @dataclass
@@ -138,7 +141,7 @@ def combine(
     if options.function is not None:
         merged = _only_function(merged, options.function)
     merged, versions = select_versions(merged, options.version)
-    return CombineResult(
+    result = CombineResult(
         merged=merged,
         versions=versions,
         rejected=sorted(rejected),
@@ -147,6 +150,37 @@ def combine(
         duplicates=duplicates,
         superseded=superseded,
         warnings=_version_warnings(versions, options.version),
+    )
+    if not merged.files() and not options.allow_empty:
+        raise NoDataError(_nothing_found(sources, options, len(inputs), result), result)
+    return result
+
+
+def _nothing_found(
+    sources: Sequence[str], options: CombineOptions, listed: int, result: CombineResult
+) -> str:
+    """Say where nothing was found, through which filters, and what else was there."""
+    filters = [
+        f"{flag} {value}"
+        for flag, value in (
+            ("--function", options.function),
+            ("--since", options.since),
+            ("--until", options.until),
+        )
+        if value is not None
+    ]
+    if options.version not in ("latest", "all"):
+        filters.append(f"--version {options.version}")
+    found = f"{listed} data file(s) listed"
+    if result.rejected:
+        found += f", {len(result.rejected)} rejected"
+    if result.skipped:
+        found += f", {len(result.skipped)} other object(s)"
+    return (
+        f"no coverage data under {', '.join(sources)}"
+        + (f" with {' '.join(filters)}" if filters else "")
+        + f" ({found}); check the source and the filters, "
+        "or pass --allow-empty to write an empty report on purpose"
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from coverage_combiner.combine import CombineOptions, combine
+from coverage_combiner.errors import NoDataError
 from coverage_combiner.keys import is_data_key
 from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
@@ -78,10 +79,17 @@ def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:
 
 
 def combine_all(bucket: str, *, raw_prefix: str, combined_prefix: str) -> dict[str, Any]:
-    """Combine every data file under the raw prefix into ``{combined}latest/``."""
-    result = combine(
-        [f"s3://{bucket}/{raw_prefix}"], CombineOptions(exclude_prefix=combined_prefix)
-    )
+    """Combine every data file under the raw prefix into ``{combined}latest/``.
+
+    With no data at all (a new bucket, or raw data expired), the last report
+    is left as it is and the answer says so.
+    """
+    try:
+        result = combine(
+            [f"s3://{bucket}/{raw_prefix}"], CombineOptions(exclude_prefix=combined_prefix)
+        )
+    except NoDataError as exc:
+        return {"outputs": {}, "no_data": str(exc)}
     written = write_outputs(
         result, f"s3://{bucket}/{combined_prefix}latest/", formats=("data", "json", "markdown")
     )

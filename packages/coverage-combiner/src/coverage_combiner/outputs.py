@@ -13,13 +13,15 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
 from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, split_context
@@ -41,6 +43,31 @@ FILE_NAMES = {
     "html": "html",
     "markdown": "coverage-summary.md",
 }
+#: Marks a data file that a combine wrote: found among the inputs of a later
+#: combine, it is left out (its paths are this machine's, not the functions').
+COMBINED_MARKER = "lambda_coverage_combined"
+
+
+def output_names(stem: str | None = None) -> dict[str, str]:
+    """The file name of each format: the defaults, or each named after ``stem``.
+
+    ``stem="2026-01-15"`` gives ``2026-01-15.json``, ``2026-01-15.coverage``,
+    ``2026-01-15.xml``, ``2026-01-15.lcov``, ``2026-01-15.md`` and the folder
+    ``2026-01-15-html``, so the reports of different days or runs can share a
+    folder without overwriting each other.
+    """
+    if stem is None:
+        return dict(FILE_NAMES)
+    if not stem or "/" in stem or stem in (".", ".."):
+        raise CombinerError(f"output name {stem!r} is not a file name: give one without '/'")
+    return {
+        "data": f"{stem}.coverage",
+        "json": f"{stem}.json",
+        "xml": f"{stem}.xml",
+        "lcov": f"{stem}.lcov",
+        "html": f"{stem}-html",
+        "markdown": f"{stem}.md",
+    }
 
 
 @dataclass
@@ -71,27 +98,66 @@ def write_outputs(
     formats: Sequence[str] = DEFAULT_FORMATS,
     remap: PathRemapper | None = None,
     s3: S3Client | None = None,
+    name: str | None = None,
 ) -> Written:
     """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
 
-    ``s3`` is the client for an S3 destination (default: boto3's own configuration).
+    ``name`` names every output after it (see :func:`output_names`); by
+    default they have fixed names. ``s3`` is the client for an S3 destination
+    (default: boto3's own configuration). The JSON summary lists where every
+    output went.
     """
-    remap = remap or PathRemapper()
+    names = output_names(name)
+    remap = resolve_sources(result.merged, remap or PathRemapper())
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
-        written = _render(result, staging, formats, remap)
+        written = _render(result, staging, formats, remap, names)
+        if "json" in formats:
+            # The summary says where everything went, itself included.
+            (staging / names["json"]).touch()
+            outputs = _destinations(staging, destination, names)
+            summary = {**written.summary, "outputs": outputs}
+            (staging / names["json"]).write_text(json.dumps(summary, indent=2))
         if destination.startswith("s3://"):
-            written.outputs = _publish_s3(staging, destination, s3)
+            written.outputs = _publish_s3(staging, destination, s3, names)
         else:
-            written.outputs = _publish_local(staging, Path(destination))
+            written.outputs = _publish_local(staging, Path(destination), names)
     return written
 
 
+def _destinations(staging: Path, destination: str, names: Mapping[str, str]) -> dict[str, str]:
+    """Where each output in ``staging`` is going to be published."""
+    if destination.startswith("s3://"):
+        bucket, prefix = _s3_destination(destination)
+        where = {kind: f"s3://{bucket}/{prefix}{name}" for kind, name in names.items()}
+    else:
+        where = {kind: str(safe_target(Path(destination), name)) for kind, name in names.items()}
+    return {kind: where[kind] for kind, name in names.items() if (staging / name).exists()}
+
+
+def resolve_sources(merged: Merged, remap: PathRemapper) -> PathRemapper:
+    """``remap`` with every function's code folder found (or its absence explained)."""
+    measured: dict[str | None, set[str]] = {}
+    for context, path in merged.arcs if merged.has_arcs else merged.lines:
+        measured.setdefault(function_of(context), set()).add(path)
+    return remap.resolve(measured)
+
+
+def function_of(context: str) -> str | None:
+    """The function a ``function@version`` context names; None for any other context."""
+    function, version = split_context(context)
+    return function if version is not None else None
+
+
 def _render(
-    result: CombineResult, staging: Path, formats: Sequence[str], remap: PathRemapper
+    result: CombineResult,
+    staging: Path,
+    formats: Sequence[str],
+    remap: PathRemapper,
+    names: Mapping[str, str],
 ) -> Written:
-    data_path = staging / FILE_NAMES["data"]
+    data_path = staging / names["data"]
     write_data_file(result.merged, data_path, remap)
     written = Written()
     reports = [f for f in formats if f in SOURCE_REPORTS]
@@ -100,15 +166,15 @@ def _render(
     if needs_analysis and result.merged.files():
         missing = missing_sources(data_path)
         if not missing:
-            coverage_json, written.missing_source = _coverage_reports(data_path, staging, reports)
+            coverage_json, written.missing_source = _coverage_reports(
+                data_path, staging, reports, names
+            )
         elif reports:
             # Summaries degrade to executed lines without source; these reports cannot.
-            written.missing_source = MissingSourceError(missing)
+            written.missing_source = MissingSourceError(missing, remap.problems())
     written.summary = build_summary(result, coverage_json, remap)
-    if "json" in formats:
-        (staging / FILE_NAMES["json"]).write_text(json.dumps(written.summary, indent=2))
     if "markdown" in formats:
-        (staging / FILE_NAMES["markdown"]).write_text(render_markdown(written.summary))
+        (staging / names["markdown"]).write_text(render_markdown(written.summary))
     if "data" not in formats:
         data_path.unlink()
     return written
@@ -117,18 +183,22 @@ def _render(
 def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
     """Write the merged data as a standard coverage.py data file.
 
-    With ``remap``, paths become the local paths reports read; without, they
-    stay as measured (for data that will be merged again elsewhere).
+    With ``remap``, paths become the local paths reports read, each
+    function's on their own; without, they stay as measured (for data that
+    will be merged again elsewhere: the contexts keep the functions apart).
+    The file is marked as a combiner's output, so a later combine that finds
+    it among its inputs leaves it out.
     """
     from coverage import CoverageData
 
+    if remap is not None:
+        remap = resolve_sources(merged, remap)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = CoverageData(basename=str(path), no_disk=False)
     by_context: dict[str, dict[str, Any]] = {}
     source = merged.arcs if merged.has_arcs else merged.lines
     for (context, measured_path), values in source.items():
-        function, _ = split_context(context)
-        local = remap.map(measured_path, function) if remap else measured_path
+        local = remap.map(measured_path, function_of(context)) if remap else measured_path
         target = by_context.setdefault(context, {})
         target.setdefault(local, set()).update(values)
     if not by_context:
@@ -142,6 +212,15 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> N
         else:
             data.add_lines(files)
     data.write()
+    _mark_combined(path)
+
+
+def _mark_combined(path: Path) -> None:
+    # coverage.py's meta table holds key/value rows and ignores keys it does not know.
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "insert or replace into meta (key, value) values (?, ?)", (COMBINED_MARKER, __version__)
+        )
 
 
 def missing_sources(data_path: Path) -> list[str]:
@@ -167,7 +246,7 @@ def _source_exists(name: str) -> bool:
 
 
 def _coverage_reports(
-    data_path: Path, staging: Path, reports: Sequence[str]
+    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
 ) -> tuple[dict[str, Any] | None, MissingSourceError | None]:
     """Run coverage.py's reports into ``staging``; on failure leave none of them there.
 
@@ -178,41 +257,47 @@ def _coverage_reports(
     from coverage.exceptions import CoverageException, NoSource, NotPython
 
     try:
-        return _run_reports(data_path, staging, reports), None
+        return _run_reports(data_path, staging, reports, names), None
     except (NoSource, NotPython) as exc:
-        _discard_reports(staging)
+        _discard_reports(staging, names)
         named = re.findall(r"'([^']+)'", str(exc))
         return None, MissingSourceError(named or [str(exc)])
     except CoverageException as exc:
-        _discard_reports(staging)
+        _discard_reports(staging, names)
         raise CombinerError(f"coverage.py could not write the reports: {exc}") from exc
 
 
-def _discard_reports(staging: Path) -> None:
+def _discard_reports(staging: Path, names: Mapping[str, str]) -> None:
     for kind in (*SOURCE_REPORTS, "coverage-json"):
-        target = staging / FILE_NAMES.get(kind, ".coverage-report.json")
+        target = staging / names.get(kind, _COVERAGE_JSON)
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
 
 
-def _run_reports(data_path: Path, staging: Path, reports: Sequence[str]) -> dict[str, Any]:
+#: coverage.py's own JSON report, read for the summary and never published.
+_COVERAGE_JSON = ".coverage-report.json"
+
+
+def _run_reports(
+    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
+) -> dict[str, Any]:
     from coverage import Coverage
 
     cov = Coverage(data_file=str(data_path), config_file=False)
     cov.load()
-    json_path = staging / ".coverage-report.json"
+    json_path = staging / _COVERAGE_JSON
     cov.json_report(outfile=str(json_path), show_contexts=True, pretty_print=False)
     report: dict[str, Any] = json.loads(json_path.read_text())
     json_path.unlink()
     if "xml" in reports:
-        cov.xml_report(outfile=str(staging / FILE_NAMES["xml"]))
+        cov.xml_report(outfile=str(staging / names["xml"]))
     if "lcov" in reports:
-        cov.lcov_report(outfile=str(staging / FILE_NAMES["lcov"]))
+        cov.lcov_report(outfile=str(staging / names["lcov"]))
     if "html" in reports:
         cov.html_report(
-            directory=str(staging / FILE_NAMES["html"]),
+            directory=str(staging / names["html"]),
             show_contexts=True,
             title="Lambda Coverage",
         )
@@ -227,10 +312,10 @@ def safe_target(base: Path, relative: str) -> Path:
     return target
 
 
-def _publish_local(staging: Path, destination: Path) -> dict[str, str]:
+def _publish_local(staging: Path, destination: Path, names: Mapping[str, str]) -> dict[str, str]:
     destination.mkdir(parents=True, exist_ok=True)
     outputs: dict[str, str] = {}
-    for kind, name in FILE_NAMES.items():
+    for kind, name in names.items():
         source = staging / name
         if not source.exists():
             continue
@@ -264,17 +349,26 @@ def _swap_folder(source: Path, target: Path) -> None:
 S3_ORDER = ("html", "xml", "lcov", "data", "markdown", "json")
 
 
-def _publish_s3(staging: Path, destination: str, client: S3Client | None) -> dict[str, str]:
-    from coverage_combiner.sources import parse_s3_url, s3_client
+def _s3_destination(destination: str) -> tuple[str, str]:
+    """The bucket and the key prefix (a folder) of ``s3://bucket/prefix``."""
+    from coverage_combiner.sources import parse_s3_url
 
     bucket, prefix = parse_s3_url(destination)
     if ".." in prefix.split("/"):
         raise CombinerError(f"refusing to write under {destination!r}: it contains '..'")
-    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def _publish_s3(
+    staging: Path, destination: str, client: S3Client | None, names: Mapping[str, str]
+) -> dict[str, str]:
+    from coverage_combiner.sources import s3_client
+
+    bucket, prefix = _s3_destination(destination)
     client = client or s3_client()
     outputs: dict[str, str] = {}
     for kind in S3_ORDER:
-        name = FILE_NAMES[kind]
+        name = names[kind]
         source = staging / name
         if not source.exists():
             continue
@@ -297,4 +391,4 @@ def _publish_s3(staging: Path, destination: str, client: S3Client | None) -> dic
                     "these credentials may s3:PutObject there"
                 ) from exc
         outputs[kind] = f"s3://{bucket}/{prefix}{name}"
-    return {kind: outputs[kind] for kind in FILE_NAMES if kind in outputs}
+    return {kind: outputs[kind] for kind in names if kind in outputs}

@@ -31,8 +31,9 @@ def build_summary(
         else [(c, p, set(lines)) for (c, p), lines in merged.lines.items()]
     )
     for context, path, lines in measured:
-        function, _ = split_context(context)
-        executed.setdefault(function, {}).setdefault(remap.map(path, function), set()).update(lines)
+        function, version = split_context(context)
+        local = remap.map(path, function if version is not None else None)
+        executed.setdefault(function, {}).setdefault(local, set()).update(lines)
     files_report: dict[str, Any] = (report or {}).get("files", {})
     # coverage.py names files relative to the working folder where it can.
     by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
@@ -68,6 +69,11 @@ def build_summary(
         },
         "warnings": list(result.warnings),
         "functions": functions,
+        # Where each function's code was read from: a guess made visible.
+        "sources": {
+            function: _relative(remap.function_roots.get(function, remap.root or "."))
+            for function in sorted(executed)
+        },
     }
     if report is not None:
         totals = report["totals"]
@@ -103,7 +109,15 @@ def _figures(summary: dict[str, Any]) -> dict[str, Any]:
     if "num_branches" in summary:
         figures["branches"] = summary["num_branches"]
         figures["covered_branches"] = summary["covered_branches"]
+        figures["partial_branches"] = summary["num_partial_branches"]
     return figures
+
+
+def _relative(path: str) -> str:
+    """``path`` relative to the working folder when it is below it, else absolute."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative.startswith("..") else relative
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -153,3 +167,77 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"**{len(inputs['skipped'])} other object(s) skipped:**", ""]
         lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["skipped"]]
     return "\n".join(lines) + "\n"
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    """The summary as aligned text tables for a terminal, in ``coverage report``'s style.
+
+    Paths are as coverage.py names them: relative to the working folder when
+    they are below it.
+    """
+    inputs = summary["inputs"]
+    functions = summary["functions"]
+    totals = summary.get("totals")
+    out: list[str] = []
+    if totals:
+        branch = "branches" in totals
+        header = ["Name", "Stmts", "Miss", *(["Branch", "BrPart"] if branch else []), "Cover"]
+        rows = [_file_row(path, figures, branch) for path, figures in summary["files"].items()]
+        out += _aligned(header, rows, _file_row("TOTAL", totals, branch))
+    else:
+        rows = [[path, str(f["executed_lines"])] for path, f in summary["files"].items()]
+        out += _aligned(["Name", "Executed lines"], rows)
+        out.append(f"({summary['note']})")
+    out.append("")
+    function_rows = [
+        [
+            name,
+            ", ".join(entry["versions"]) or "-",
+            str(entry["files"]),
+            str(entry["executed_lines"]),
+            f"{entry['percent_covered']:.1f}%" if "percent_covered" in entry else "-",
+            summary.get("sources", {}).get(name, ""),
+        ]
+        for name, entry in functions.items()
+    ]
+    header = ["Function", "Versions", "Files", "Executed", "Cover", "Source"]
+    out += _aligned(header, function_rows, left={0, 1, 5})
+    counts = [f"{inputs['merged']} data file(s) of {len(functions)} function(s) merged"]
+    if inputs.get("superseded_snapshots"):
+        counts.append(f"{inputs['superseded_snapshots']} older snapshot(s) not read")
+    if inputs["rejected"]:
+        counts.append(f"{len(inputs['rejected'])} rejected")
+    out += ["", ", ".join(counts) + "."]
+    return "\n".join(out) + "\n"
+
+
+def _file_row(name: str, figures: dict[str, Any], branch: bool) -> list[str]:
+    row = [name, str(figures["statements"]), str(figures["missing_lines"])]
+    if branch:
+        row += [str(figures.get("branches", 0)), str(figures.get("partial_branches", 0))]
+    return [*row, f"{figures['percent_covered']:.1f}%"]
+
+
+def _aligned(
+    header: list[str],
+    rows: list[list[str]],
+    total: list[str] | None = None,
+    *,
+    left: frozenset[int] | set[int] = frozenset({0}),
+) -> list[str]:
+    """Columns padded to their widest cell: text columns (``left``) left-aligned, figures right."""
+    every = [header, *rows, *([total] if total else [])]
+    widths = [max(len(row[i]) for row in every) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        cells = [
+            cell.ljust(width) if column in left else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "   ".join(cells).rstrip()
+
+    rule = "-" * len(line(["-" * w for w in widths]))
+    lines = [line(header), rule, *(line(row) for row in rows)]
+    if total:
+        lines += [rule, line(total)]
+    return lines
