@@ -97,7 +97,9 @@ def download_and_merge(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stored = list_data_files(s3, bucket, prefix)
-    result = combine([f"s3://{bucket}/{prefix}"], CombineOptions(version="all"), s3=s3)
+    result = combine(
+        [f"s3://{bucket}/{prefix}"], CombineOptions(version="all", allow_empty=True), s3=s3
+    )
     remap = PathRemapper(function_roots={name: str(path) for name, path in code_dirs.items()})
     data_file = out_dir / ".coverage"
     write_data_file(result.merged, data_file, remap)

@@ -292,12 +292,13 @@ def _exit_code(fail_under: float | None, written: Written, partial: bool, err: T
 
 
 def _print_human(out: TextIO, summary: dict[str, Any], outputs: dict[str, str]) -> None:
-    from coverage_combiner.summary import render_table
+    from coverage_combiner.summary import relative_to_here, render_table
 
     out.write(render_table(summary))
     out.write("\n")
     for kind, where in outputs.items():
-        out.write(f"{kind:<9} {where}\n")
+        shown = where if where.startswith("s3://") else relative_to_here(where)
+        out.write(f"{kind:<9} {shown}\n")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def build_summary(
         "functions": functions,
         # Where each function's code was read from: a guess made visible.
         "sources": {
-            function: _relative(remap.function_roots.get(function, remap.root or "."))
+            function: relative_to_here(remap.function_roots.get(function, remap.root or "."))
             for function in sorted(executed)
         },
     }
@@ -113,7 +113,7 @@ def _figures(summary: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def _relative(path: str) -> str:
+def relative_to_here(path: str) -> str:
     """``path`` relative to the working folder when it is below it, else absolute."""
     absolute = os.path.abspath(path)
     relative = os.path.relpath(absolute)
