@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -164,6 +165,7 @@ class _Tree:
     def __init__(self, base: str) -> None:
         self.base = base
         self._folders: list[str] | None = None
+        self._holding: dict[str, list[str]] = {}
 
     def folders(self) -> list[str]:
         """The root and its folders (paths as the root is written), breadth first."""
@@ -171,11 +173,17 @@ class _Tree:
             self._folders = list(self._walk())
         return self._folders
 
+    def holding(self, relative: str) -> list[str]:
+        """The folders below which ``relative`` is a file (functions often share a name)."""
+        if relative not in self._holding:
+            self._holding[relative] = [f for f in self.folders() if self.exists(f, relative)]
+        return self._holding[relative]
+
     def _walk(self) -> Iterator[str]:
-        pending = [(self.base, 0)]
+        pending = deque([(self.base, 0)])
         seen = 0
         while pending and seen < MAX_FOLDERS:
-            folder, depth = pending.pop(0)
+            folder, depth = pending.popleft()
             seen += 1
             yield folder
             if depth == SEARCH_DEPTH:
@@ -235,8 +243,8 @@ def _find_folder(tree: _Tree, function: str, files: list[str]) -> tuple[str | No
     probe = files[:PROBE_FILES]
     candidates = [
         folder
-        for folder in tree.folders()
-        if tree.exists(folder, probe[0]) and all(tree.exists(folder, p) for p in probe[1:])
+        for folder in tree.holding(probe[0])
+        if all(tree.exists(folder, p) for p in probe[1:])
     ]
     if not candidates:
         return None, f"no folder under {tree.base} holds {probe[0]}"
