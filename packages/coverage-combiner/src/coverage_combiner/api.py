@@ -10,6 +10,7 @@ from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.errors import CombinerError
 from coverage_combiner.outputs import parse_formats, write_outputs
 from coverage_combiner.remap import PathRemapper
+from coverage_wrapper.keys import normalize_prefix
 
 
 def combine_coverage_files(
@@ -55,7 +56,7 @@ def combine_coverage_files(
             since=since,
             until=until,
             jobs=jobs,
-            exclude_prefix=output_prefix if output_prefix.startswith(prefix) else None,
+            exclude_prefix=normalize_prefix(output_prefix) or None,
         ),
     )
     written = write_outputs(
