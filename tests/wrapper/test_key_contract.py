@@ -27,20 +27,13 @@ from coverage_wrapper.keys import (
     key_segment,
     normalize_prefix,
 )
+from tests.iam_patterns import iam_regex
 
 SEGMENT_CHARS = string.ascii_letters + string.digits + "._=+-"
 NON_DIGITS = SEGMENT_CHARS.translate(str.maketrans("", "", string.digits))
 OPTIONAL_TEXT_FIELDS = ("version", "region", "run_id")
 # Fast enough to run on every commit; hypothesis' database keeps failures found once.
 FAST = settings(max_examples=150, deadline=None)
-
-
-def iam_regex(pattern: str) -> re.Pattern[str]:
-    """An IAM resource pattern as IAM evaluates it: ``?`` one character, ``*`` any run."""
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
-        re.DOTALL,
-    )
 
 
 literals = st.text(alphabet=SEGMENT_CHARS, max_size=3)
