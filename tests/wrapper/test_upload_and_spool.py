@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from coverage_wrapper import coverage_handler
+from coverage_wrapper import coverage_handler, health_check_handler
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyFields, KeyTemplate, key_segment
 from coverage_wrapper.session import current_session
@@ -111,6 +111,8 @@ def test_the_run_id_is_in_the_key_and_the_metadata(
         1,
     )
     assert upload.metadata["run-id"] == "ci_1234"
+    configuration = health_check_handler()["configuration"]
+    assert (configuration["run_id"], configuration["key_template"]) == ("ci 1234", template)
 
 
 def test_without_a_run_id_the_field_is_an_underscore(
