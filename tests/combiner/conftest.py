@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from coverage import CoverageData
 
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyFields, KeyTemplate
 from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
 
 if TYPE_CHECKING:
@@ -88,9 +90,15 @@ def key(
     pid: int = 7,
     seq: int = 1,
     day: str = "2026/11/25",
+    *,
+    template: str = DEFAULT_KEY_TEMPLATE,
+    prefix: str = "coverage/",
+    run_id: str | None = None,
 ) -> str:
-    """A key in the wrapper's layout."""
-    return f"coverage/{day}/{function}/{version}/{container}-{pid}-{seq:06d}.coverage"
+    """A key as the wrapper renders it (``day`` is ``yyyy/mm/dd``)."""
+    when = datetime.strptime(day, "%Y/%m/%d").replace(tzinfo=timezone.utc)
+    fields = KeyFields(prefix, when, function, version, "eu-west-1", container, pid, seq, run_id)
+    return KeyTemplate.parse_template(template).render(fields)
 
 
 def import_fresh(name: str) -> Any:

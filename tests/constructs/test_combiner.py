@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 
 from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, CoverageInstrumentation
 from coverage_cdk_constructs.bundle import Bundle
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE
 from tests.constructs.conftest import imported_layer
 from tests.constructs.templates import logical_id, render, role_id, statements_for_role
 
@@ -51,6 +52,7 @@ def test_the_function_runs_the_combiner_with_its_prefixes_and_is_not_instrumente
         "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
         "COVERAGE_S3_PREFIX": "raw/",
         "COVERAGE_COMBINED_PREFIX": "reports/",
+        "COVERAGE_S3_KEY_TEMPLATE": DEFAULT_KEY_TEMPLATE,
     }}  # fmt: skip
     assert "Layers" not in properties
 

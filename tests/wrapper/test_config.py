@@ -38,7 +38,8 @@ def test_every_documented_variable_is_read() -> None:
             "COVERAGE_BRANCH_COVERAGE": "FALSE",
             "COVERAGE_LOG_LEVEL": "debug",
             "COVERAGE_ORIGINAL_HANDLER": "app.handler",
-            "COVERAGE_S3_KEY_TEMPLATE": "{prefix}{container}-{pid}-{seq}",
+            "COVERAGE_S3_KEY_TEMPLATE": " {prefix}{function}/{container}-{pid}-{seq}.coverage ",
+            "COVERAGE_RUN_ID": " nightly-42 ",
             "COVERAGE_FLUSH_POLICY": "invocation",
             "COVERAGE_SAMPLE_RATE": "0.25",
             "COVERAGE_SPOOL_DIR": "/tmp/elsewhere",
@@ -60,7 +61,8 @@ def test_every_documented_variable_is_read() -> None:
         branch=False,
         log_level="DEBUG",
         original_handler="app.handler",
-        key_template="{prefix}{container}-{pid}-{seq}",
+        key_template="{prefix}{function}/{container}-{pid}-{seq}.coverage",
+        run_id="nightly-42",
         flush_policy="invocation",
         sample_rate=0.25,
         spool_dir="/tmp/elsewhere",
@@ -120,12 +122,22 @@ def test_every_documented_variable_is_read() -> None:
         (
             "COVERAGE_S3_KEY_TEMPLATE",
             "{prefix}{user}",
-            "COVERAGE_S3_KEY_TEMPLATE='{prefix}{user}' is not a key template",
+            "COVERAGE_S3_KEY_TEMPLATE='{prefix}{user}' is not a key template: {user} is not a "
+            "field; the fields are {prefix} {yyyy} {mm} {dd} {hh} {function} {version} {region} "
+            "{run_id} {container} {pid} {seq}; using '{prefix}{yyyy}/{mm}/{dd}/{function}/"
+            "{version}/{container}-{pid}-{seq}.coverage'",
         ),
         (
             "COVERAGE_S3_KEY_TEMPLATE",
             "{prefix}{function}.coverage",
-            "COVERAGE_S3_KEY_TEMPLATE='{prefix}{function}.coverage' is not a key template",
+            "COVERAGE_S3_KEY_TEMPLATE='{prefix}{function}.coverage' is not a key template: it "
+            "lacks {container} {pid} {seq}",
+        ),
+        (
+            "COVERAGE_S3_KEY_TEMPLATE",
+            "{prefix}{region}/{function}/{container}-{pid}-{seq}.coverage",
+            "COVERAGE_S3_KEY_TEMPLATE='{prefix}{region}/{function}/{container}-{pid}-{seq}"
+            ".coverage' is not a key template: {region} before {function}",
         ),
     ],
 )

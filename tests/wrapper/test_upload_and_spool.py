@@ -11,9 +11,9 @@ from typing import Any, cast
 
 import pytest
 
-from coverage_wrapper import coverage_handler
+from coverage_wrapper import coverage_handler, health_check_handler
 from coverage_wrapper.__about__ import __version__
-from coverage_wrapper.keys import KeyFields, key_segment
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyFields, KeyTemplate, key_segment
 from coverage_wrapper.session import current_session
 from tests.wrapper.conftest import FUNCTION_NAME, REGION, lambda_context, uploads, write_module
 from tests.wrapper.s3_servers import ACCESS_DENIED, INTERNAL_ERROR, FaultProxy
@@ -77,7 +77,7 @@ def test_key_template_from_the_environment(
 
 def test_key_fields_render_latest_without_a_dollar() -> None:
     fields = KeyFields(
-        prefix="p/",
+        prefix="p",
         when=datetime(2026, 1, 2, 3, tzinfo=timezone.utc),
         function="fn",
         version="$LATEST",
@@ -86,11 +86,45 @@ def test_key_fields_render_latest_without_a_dollar() -> None:
         pid=7,
         seq=3,
     )
-    assert fields.render(
-        "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
-    ) == ("p/2026/01/02/fn/LATEST/abc-7-000003.coverage")
+    assert KeyTemplate.parse_template(DEFAULT_KEY_TEMPLATE).render(fields) == (
+        "p/2026/01/02/fn/LATEST/abc-7-000003.coverage"
+    )
     assert key_segment("../../etc") == "_.._etc"
     assert key_segment("a/b c") == "a_b_c"
+
+
+def test_the_run_id_is_in_the_key_and_the_metadata(
+    orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = "{prefix}{yyyy}/{function}/{run_id}/{container}-{pid}-{seq}.coverage"
+    monkeypatch.setenv("COVERAGE_S3_KEY_TEMPLATE", template)
+    monkeypatch.setenv("COVERAGE_RUN_ID", "ci 1234")
+    coverage_handler(orders.handler)({"prices": [1]}, lambda_context())
+    (upload,) = uploads(s3, bucket, tmp_path)
+    parsed = KeyTemplate.parse_template(template).parse(upload.key)
+    assert parsed is not None
+    assert (parsed.prefix, parsed.run_id, parsed.function, parsed.pid, parsed.seq) == (
+        "coverage/",
+        "ci_1234",
+        FUNCTION_NAME,
+        os.getpid(),
+        1,
+    )
+    assert upload.metadata["run-id"] == "ci_1234"
+    configuration = health_check_handler()["configuration"]
+    assert (configuration["run_id"], configuration["key_template"]) == ("ci 1234", template)
+
+
+def test_without_a_run_id_the_field_is_an_underscore(
+    orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "COVERAGE_S3_KEY_TEMPLATE", "{prefix}{function}/{run_id}/{container}-{pid}-{seq}.coverage"
+    )
+    coverage_handler(orders.handler)({"prices": [1]}, lambda_context())
+    (upload,) = uploads(s3, bucket, tmp_path)
+    assert upload.key.startswith(f"coverage/{FUNCTION_NAME}/_/")
+    assert "run-id" not in upload.metadata
 
 
 def test_a_failed_upload_stays_in_the_spool_and_goes_first_next_time(

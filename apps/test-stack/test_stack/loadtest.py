@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from coverage_wrapper.keys import DEFAULT_S3_PREFIX
 from test_stack.container import InvokeResult
 from test_stack.functions import CATALOGUE
 from test_stack.report import CoverageReport, report_from_s3
@@ -41,7 +42,7 @@ EXIT_FAILURES: Final = 1
 EXIT_USAGE: Final = 2
 
 LOCAL_BUCKET: Final = "lambda-coverage-local"
-COVERAGE_PREFIX: Final = "coverage/"
+COVERAGE_PREFIX: Final = DEFAULT_S3_PREFIX
 #: The test stack's CloudFormation outputs: function name per catalogue function.
 FUNCTION_OUTPUTS: Final = {
     "main": "MainFunctionName",

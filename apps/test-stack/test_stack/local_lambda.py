@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Final
 
+from coverage_wrapper.keys import DEFAULT_S3_PREFIX
 from test_stack.container import InvokeResult
 from test_stack.functions import CATALOGUE, LambdaFunction
 
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
             from test_stack.report import report_from_s3
 
             report = report_from_s3(
-                s3, bucket, "coverage/", {function.name: function.code_dir}, Path(args.out)
+                s3, bucket, DEFAULT_S3_PREFIX, {function.name: function.code_dir}, Path(args.out)
             )
             stream.write("\n" + format_report(report) + "\n")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FUNCTION_ERROR

@@ -19,6 +19,7 @@ from coverage import CoverageData
 
 from coverage_combiner import CombineOptions, PathRemapper, combine
 from coverage_combiner.outputs import write_data_file
+from coverage_wrapper.keys import DATA_SUFFIX, DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -50,14 +51,13 @@ class CoverageReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def function_of(key: str, metadata: Mapping[str, str]) -> str:
-    """The function a data file belongs to: its metadata, else its key."""
+def function_of(key: str, metadata: Mapping[str, str], template: str = DEFAULT_KEY_TEMPLATE) -> str:
+    """The function a data file belongs to: its metadata, else its key (in ``template``)."""
     named = metadata.get("function")
     if named:
         return named
-    parts = key.split("/")
-    # {prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{file}
-    return parts[-3] if len(parts) >= 3 else ""
+    parsed = KeyTemplate.parse_template(template).parse(key)
+    return parsed.function if parsed else ""
 
 
 def list_data_files(s3: S3Client, bucket: str, prefix: str) -> list[StoredFile]:
@@ -66,7 +66,7 @@ def list_data_files(s3: S3Client, bucket: str, prefix: str) -> list[StoredFile]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
-            if not key.endswith(".coverage"):
+            if not key.endswith(DATA_SUFFIX):
                 continue
             metadata = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
             stored.append(StoredFile(key, int(item.get("Size", 0)), function_of(key, metadata)))

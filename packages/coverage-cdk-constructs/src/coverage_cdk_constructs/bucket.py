@@ -15,6 +15,7 @@ from coverage_cdk_constructs.environment import (
     DEFAULT_RAW_PREFIX,
     function_keys_pattern,
 )
+from coverage_wrapper.keys import normalize_prefix
 
 DEFAULT_RAW_RETENTION = Duration.days(30)
 DEFAULT_COMBINED_RETENTION = Duration.days(365)
@@ -168,7 +169,11 @@ class CoverageBucket(Construct):
 
 
 def _folder(prefix: str, name: str) -> str:
-    cleaned = prefix.strip().lstrip("/")
-    if not cleaned or ".." in cleaned.split("/"):
+    try:
+        folder = normalize_prefix(prefix)
+    except ValueError:
+        folder = ""
+    # Empty is a valid prefix for the wrapper, but here it would overlap the other one.
+    if not folder:
         raise ValueError(f"{name}={prefix!r} must be a folder-like key prefix such as 'coverage/'")
-    return cleaned if cleaned.endswith("/") else cleaned + "/"
+    return folder

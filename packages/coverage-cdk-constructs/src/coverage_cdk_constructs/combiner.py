@@ -18,9 +18,12 @@ from coverage_cdk_constructs.bucket import CoverageBucket
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
 from coverage_cdk_constructs.environment import (
     COMBINER_HANDLER,
+    DATA_SUFFIX,
     ENV_COMBINED_PREFIX,
     ENV_S3_BUCKET,
+    ENV_S3_KEY_TEMPLATE,
     ENV_S3_PREFIX,
+    KEY_TEMPLATE,
 )
 from coverage_cdk_constructs.instrument import exclude_from_coverage
 from coverage_cdk_constructs.lambda_platform import python_of_runtime
@@ -31,7 +34,7 @@ from coverage_cdk_constructs.sources import combiner_spec
 DEFAULT_COMBINER_PYTHON: Final = "3.13"
 DEFAULT_SCHEDULE: Final = events.Schedule.rate(Duration.hours(1))
 #: Only the wrapper's data files trigger a merge (not reports, not anything else).
-DATA_FILE_SUFFIX: Final = ".coverage"
+DATA_FILE_SUFFIX: Final = DATA_SUFFIX
 
 
 class CoverageCombiner(Construct):
@@ -124,6 +127,8 @@ class CoverageCombiner(Construct):
                 ENV_S3_BUCKET: bucket.bucket.bucket_name,
                 ENV_S3_PREFIX: bucket.raw_prefix,
                 ENV_COMBINED_PREFIX: bucket.combined_prefix,
+                # The layout the instrumented functions write: the combiner reads keys with it.
+                ENV_S3_KEY_TEMPLATE: KEY_TEMPLATE,
             },
         )
         # Measuring the combiner would only add its own data to what it combines.

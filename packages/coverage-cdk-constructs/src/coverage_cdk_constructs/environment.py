@@ -1,31 +1,61 @@
 """The wrapper's settings and entry point, as the constructs write them into functions.
 
-These names are the wrapper's public contract (its README); they are
-restated here because the constructs do not depend on the wrapper package.
+Names, defaults and the key layout come from the wrapper's public modules
+(``coverage_wrapper.constants`` and ``coverage_wrapper.keys``), so the
+environment the constructs set and the grant they write cannot drift from
+what the wrapper reads and writes.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-ZERO_CODE_HANDLER: Final = "coverage_wrapper.handler.handler"
-ENV_ENABLED: Final = "COVERAGE_ENABLED"
-ENV_S3_BUCKET: Final = "COVERAGE_S3_BUCKET"
-ENV_S3_PREFIX: Final = "COVERAGE_S3_PREFIX"
-ENV_ORIGINAL_HANDLER: Final = "COVERAGE_ORIGINAL_HANDLER"
-ENV_FLUSH_POLICY: Final = "COVERAGE_FLUSH_POLICY"
-ENV_SAMPLE_RATE: Final = "COVERAGE_SAMPLE_RATE"
-ENV_S3_KEY_TEMPLATE: Final = "COVERAGE_S3_KEY_TEMPLATE"
-ENV_COMBINED_PREFIX: Final = "COVERAGE_COMBINED_PREFIX"
-COMBINER_HANDLER: Final = "coverage_combiner.lambda_handler.handler"
-FLUSH_POLICY: Final = "invocation"
-DEFAULT_RAW_PREFIX: Final = "coverage/"
-DEFAULT_COMBINED_PREFIX: Final = "coverage-combined/"
-#: The wrapper's key layout, set explicitly on every function so that the
-#: least-privilege grant below and the keys the function writes cannot drift apart.
-KEY_TEMPLATE: Final = (
-    "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
+from coverage_wrapper.constants import (
+    DEFAULT_FLUSH_POLICY,
+    ENV_COMBINED_PREFIX,
+    ENV_ENABLED,
+    ENV_FLUSH_POLICY,
+    ENV_ORIGINAL_HANDLER,
+    ENV_S3_BUCKET,
+    ENV_S3_KEY_TEMPLATE,
+    ENV_S3_PREFIX,
+    ENV_SAMPLE_RATE,
+    ZERO_CODE_HANDLER,
 )
+from coverage_wrapper.keys import (
+    DATA_SUFFIX,
+    DEFAULT_COMBINED_PREFIX,
+    DEFAULT_KEY_TEMPLATE,
+    DEFAULT_S3_PREFIX,
+    KeyTemplate,
+)
+
+__all__ = [
+    "COMBINER_HANDLER",
+    "DATA_SUFFIX",
+    "DEFAULT_COMBINED_PREFIX",
+    "DEFAULT_RAW_PREFIX",
+    "ENV_COMBINED_PREFIX",
+    "ENV_ENABLED",
+    "ENV_FLUSH_POLICY",
+    "ENV_ORIGINAL_HANDLER",
+    "ENV_S3_BUCKET",
+    "ENV_S3_KEY_TEMPLATE",
+    "ENV_S3_PREFIX",
+    "ENV_SAMPLE_RATE",
+    "FLUSH_POLICY",
+    "KEY_TEMPLATE",
+    "ZERO_CODE_HANDLER",
+    "function_keys_pattern",
+]
+
+COMBINER_HANDLER: Final = "coverage_combiner.lambda_handler.handler"
+FLUSH_POLICY: Final = DEFAULT_FLUSH_POLICY
+DEFAULT_RAW_PREFIX: Final = DEFAULT_S3_PREFIX
+#: The wrapper's key layout, set explicitly on every instrumented function and
+#: on the combiner, so that the least-privilege grant below, the keys the
+#: functions write and the keys the combiner reads cannot drift apart.
+KEY_TEMPLATE: Final = DEFAULT_KEY_TEMPLATE
 
 
 def function_keys_pattern(raw_prefix: str, function_name: str) -> str:
@@ -36,4 +66,4 @@ def function_keys_pattern(raw_prefix: str, function_name: str) -> str:
     function cannot write (or overwrite) keys in another function's folder.
     ``*`` would match ``/`` as well and allow that.
     """
-    return f"{raw_prefix}????/??/??/{function_name}/*"
+    return KeyTemplate.parse_template(KEY_TEMPLATE).iam_object_pattern(raw_prefix, function_name)

@@ -98,11 +98,12 @@ def combiner_spec(
     combiner_source: Path | None = None,
     combiner_version: str | None = None,
 ) -> BundleSpec:
-    """The combiner function's code: the combiner and coverage.py for one Python version."""
+    """The combiner function's code: the combiner, the wrapper's key contract it reads
+    keys with, and coverage.py for one Python version."""
     return BundleSpec(
         layout="function",
         architecture=architecture,
         pythons=(python,),
-        packages=(combiner_package(combiner_source, combiner_version),),
+        packages=(combiner_package(combiner_source, combiner_version), wrapper_package()),
         coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
     )

@@ -9,6 +9,7 @@ from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.errors import CombinerError
 from coverage_combiner.outputs import parse_formats, write_outputs
 from coverage_combiner.remap import PathRemapper
+from coverage_wrapper.keys import normalize_prefix
 
 
 def combine_coverage_files(
@@ -59,7 +60,7 @@ def combine_coverage_files(
             since=since,
             until=until,
             jobs=jobs,
-            exclude_prefix=folder if folder.startswith(prefix) else None,
+            exclude_prefix=normalize_prefix(folder) or None,
             allow_empty=allow_empty,
         ),
     )

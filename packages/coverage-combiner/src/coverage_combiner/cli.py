@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
 from coverage_combiner.errors import CombinerError, NoDataError
+from coverage_combiner.keys import check_run_id
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
     FORMATS,
@@ -23,6 +24,7 @@ from coverage_combiner.outputs import (
 )
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,6 +64,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _key_template(text: str) -> KeyTemplate:
+    try:
+        return KeyTemplate.parse_template(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -79,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     run.add_argument(
-        "sources", nargs="+", metavar="SOURCE", help="s3://bucket/prefix, a folder or a file"
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="s3://bucket/prefix (a folder; s3://bucket/start* for every key that starts so), "
+        "a folder or a file",
     )
     run.add_argument("--output", "-o", required=True, help="a folder, or s3://bucket/prefix")
     run.add_argument(
@@ -112,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="latest",
         metavar="V|latest|all",
         help="which deployed version per function (default: latest)",
+    )
+    run.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="only data files whose key carries this run id (COVERAGE_RUN_ID; the key template "
+        "needs {run_id})",
+    )
+    run.add_argument(
+        "--key-template",
+        type=_key_template,
+        default=DEFAULT_KEY_TEMPLATE,
+        metavar="TEMPLATE",
+        help="the layout the functions wrote their keys in (their COVERAGE_S3_KEY_TEMPLATE; "
+        "default: %(default)s)",
     )
     run.add_argument("--since", type=_day, help="only data from this day on (YYYY-MM-DD, UTC)")
     run.add_argument("--until", type=_day, help="only data up to this day (YYYY-MM-DD, UTC)")
@@ -202,9 +229,10 @@ def _output_key_prefix(output: str) -> str | None:
     if not output.startswith("s3://"):
         return None
     _, _, prefix = output.removeprefix("s3://").partition("/")
-    if not prefix:
-        return None
-    return prefix if prefix.endswith("/") else prefix + "/"
+    try:
+        return normalize_prefix(prefix) or None
+    except ValueError:
+        return None  # writing the outputs refuses it, naming the output
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     out, err = sys.stdout, sys.stderr
+    try:
+        check_run_id(args.key_template, args.run_id)
+    except ValueError as exc:
+        err.write(f"lambda-coverage combine: error: argument --run-id: {exc} as --key-template\n")
+        return EXIT_USAGE
     progress = Progress(err, not args.quiet)
     try:
         remap = PathRemapper.build(
@@ -233,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 exclude_prefix=_output_key_prefix(args.output),
                 exclude_folder=None if args.output.startswith("s3://") else args.output,
                 allow_empty=args.allow_empty,
+                key_template=args.key_template.text,
+                run_id=args.run_id,
             ),
             progress=progress,
         )

@@ -18,10 +18,11 @@ from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import NoDataError, SourceError
-from coverage_combiner.keys import key_segment, parse_key
+from coverage_combiner.keys import check_run_id, key_of
 from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions, version_order
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import Input, fetch_bytes, list_source
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,7 +38,13 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class CombineOptions:
-    """What to take from the sources."""
+    """What to take from the sources.
+
+    ``key_template`` is the layout the functions wrote their keys in (their
+    ``COVERAGE_S3_KEY_TEMPLATE``); the date, function and run filters and the
+    newest-snapshot choice read keys with it. A bad template, or a ``run_id``
+    with a template that has no ``{run_id}``, raises ValueError.
+    """
 
     function: str | None = None
     version: str = "latest"
@@ -55,6 +62,13 @@ class CombineOptions:
     #: Finding no data is an error (:class:`NoDataError`) unless this is set: a
     #: CI gate pointed at the wrong prefix must not pass on an empty report.
     allow_empty: bool = False
+    #: The layout of the data files' keys.
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    #: Only data files whose key carries this run id (``COVERAGE_RUN_ID``).
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_run_id(KeyTemplate.parse_template(self.key_template), self.run_id)
 
 
 @dataclass
@@ -166,6 +180,7 @@ def _nothing_found(
             ("--function", options.function),
             ("--since", options.since),
             ("--until", options.until),
+            ("--run-id", options.run_id),
         )
         if value is not None
     ]
@@ -227,8 +242,15 @@ def _bounded_map(
 
 
 def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:
-    """Apply the key-level filters; keep the newest snapshot per process. Count the rest."""
+    """Apply the key-level filters; keep the newest snapshot per process. Count the rest.
+
+    A key the template cannot parse passes the date filter on its object's
+    date and the function filter (the contexts decide later), but never the
+    run filter: it carries no run id.
+    """
+    template = KeyTemplate.parse_template(options.key_template)
     wanted = key_segment(options.function) if options.function is not None else None
+    run = key_segment(options.run_id) if options.run_id is not None else None
     # Per writing process: the highest sequence number and its input. The
     # parsed key itself is not kept: with tens of thousands of inputs it would
     # outweigh the inputs.
@@ -236,8 +258,10 @@ def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], 
     chosen: list[Input] = []
     candidates = 0
     for item in inputs:
-        key = parse_key(item.name)
-        day = key.day if key else (item.modified.date() if item.modified else None)
+        key = template.parse(key_of(item.name))
+        if run is not None and (key is None or key.run_id != run):
+            continue
+        day = key.day if key and key.day else (item.modified.date() if item.modified else None)
         if _outside(day, options) or (key and wanted is not None and key.function != wanted):
             continue
         if key is None or not options.newest_snapshot_only:

@@ -1,72 +1,14 @@
-"""The wrapper's S3 key layout, parsed in one place.
+"""Which objects are data files, and how an input's name is read as a key.
 
-``{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage``.
-Keys in another layout are still accepted as inputs; the data's own
-``function@version`` contexts are the truth about what ran.
+The key layout itself is the wrapper's contract (:mod:`coverage_wrapper.keys`):
+templates are parsed there, never restated here. Keys in another layout are
+still accepted as inputs; the data's own ``function@version`` contexts are
+the truth about what ran.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import date
-
-DATA_SUFFIX = ".coverage"
-
-_LAYOUT = re.compile(
-    r"(?:^|/)(?P<yyyy>\d{4})/(?P<mm>\d{2})/(?P<dd>\d{2})/(?P<function>[^/]+)/(?P<version>[^/]+)/"
-    r"(?P<container>[^/]+)-(?P<pid>\d+)-(?P<seq>\d+)\.coverage$"
-)
-
-
-@dataclass(frozen=True)
-class DataKey:
-    """What a key in the wrapper's layout says about its data file."""
-
-    day: date
-    function: str
-    version: str
-    container: str
-    pid: int
-    seq: int
-
-    @property
-    def writer(self) -> tuple[str, int]:
-        """The process that wrote it: its snapshots are cumulative."""
-        return (self.container, self.pid)
-
-
-def parse_key(key: str) -> DataKey | None:
-    """Parse ``key``; None when it is not in the wrapper's layout."""
-    match = _LAYOUT.search(key)
-    if match is None:
-        return None
-    try:
-        day = date(int(match["yyyy"]), int(match["mm"]), int(match["dd"]))
-    except ValueError:
-        return None
-    return DataKey(
-        day=day,
-        function=match["function"],
-        version=match["version"],
-        container=match["container"],
-        pid=int(match["pid"]),
-        seq=int(match["seq"]),
-    )
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
-
-
-def key_segment(value: str) -> str:
-    """A function name or version as the wrapper writes it into a key (``$LATEST`` → ``LATEST``).
-
-    This is the key layout's contract with the wrapper, restated here because
-    the combiner does not depend on the wrapper package.
-    """
-    cleaned = _UNSAFE.sub("_", value.replace("$", ""))
-    return cleaned.strip(".") or "_"
-
+from coverage_wrapper.keys import DATA_SUFFIX, KeyTemplate
 
 #: Why an object that is not a data file was left out.
 NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
@@ -80,3 +22,24 @@ def is_health_probe(key: str) -> bool:
 def is_data_key(key: str) -> bool:
     """Whether ``key`` names a data file at all (anything else under a prefix is skipped)."""
     return key.endswith(DATA_SUFFIX)
+
+
+def key_of(name: str) -> str:
+    """The part of an input's name a key template is matched against.
+
+    ``s3://bucket/key`` gives the key; a local path is taken whole, its
+    folders playing the part of ``{prefix}``.
+    """
+    if name.startswith("s3://"):
+        return name[5:].partition("/")[2]
+    return name
+
+
+def check_run_id(template: KeyTemplate, run_id: str | None) -> None:
+    """Refuse a run id filter that no key of ``template`` could pass (ValueError)."""
+    if run_id is not None and "run_id" not in template.fields:
+        raise ValueError(
+            f"run id {run_id!r} cannot be matched: the key template {template.text!r} has no "
+            "{run_id} field; give the template the functions write with (their "
+            "COVERAGE_S3_KEY_TEMPLATE, which must have {run_id})"
+        )

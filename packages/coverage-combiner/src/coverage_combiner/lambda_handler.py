@@ -15,7 +15,8 @@ ignored, so the function's own writes can never trigger it again.
 Environment: ``COVERAGE_S3_BUCKET``, ``COVERAGE_S3_PREFIX`` (raw data,
 default ``coverage/``), ``COVERAGE_COMBINED_PREFIX`` (default
 ``coverage-combined/``, outside the raw prefix so that lifecycle rules for raw
-data never expire reports).
+data never expire reports), ``COVERAGE_S3_KEY_TEMPLATE`` (the layout the
+functions write their keys in; default the wrapper's). Prefixes are folders.
 """
 
 from __future__ import annotations
@@ -36,22 +37,37 @@ from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_combiner.sources import s3_client
+from coverage_wrapper.constants import (
+    ENV_COMBINED_PREFIX,
+    ENV_S3_BUCKET,
+    ENV_S3_KEY_TEMPLATE,
+    ENV_S3_PREFIX,
+)
+from coverage_wrapper.keys import (
+    DEFAULT_COMBINED_PREFIX,
+    DEFAULT_KEY_TEMPLATE,
+    DEFAULT_S3_PREFIX,
+    normalize_prefix,
+)
 
-DEFAULT_RAW_PREFIX = "coverage/"
-DEFAULT_COMBINED_PREFIX = "coverage-combined/"
 ROLLING_NAME = "rolling/combined.coverage"
 MAX_ATTEMPTS = 8
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Combine on a schedule, or merge the objects an S3 event names."""
-    bucket = os.environ["COVERAGE_S3_BUCKET"]
-    raw = os.environ.get("COVERAGE_S3_PREFIX", DEFAULT_RAW_PREFIX)
-    combined = os.environ.get("COVERAGE_COMBINED_PREFIX", DEFAULT_COMBINED_PREFIX)
+    bucket = os.environ[ENV_S3_BUCKET]
+    raw = normalize_prefix(os.environ.get(ENV_S3_PREFIX, DEFAULT_S3_PREFIX))
+    combined = normalize_prefix(os.environ.get(ENV_COMBINED_PREFIX, DEFAULT_COMBINED_PREFIX))
     keys = created_keys(event, bucket)
     if keys is not None:
         return merge_into_rolling(bucket, keys, raw_prefix=raw, combined_prefix=combined)
-    return combine_all(bucket, raw_prefix=raw, combined_prefix=combined)
+    return combine_all(
+        bucket,
+        raw_prefix=raw,
+        combined_prefix=combined,
+        key_template=os.environ.get(ENV_S3_KEY_TEMPLATE) or DEFAULT_KEY_TEMPLATE,
+    )
 
 
 def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:
@@ -78,15 +94,23 @@ def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:
     return None
 
 
-def combine_all(bucket: str, *, raw_prefix: str, combined_prefix: str) -> dict[str, Any]:
+def combine_all(
+    bucket: str,
+    *,
+    raw_prefix: str,
+    combined_prefix: str,
+    key_template: str = DEFAULT_KEY_TEMPLATE,
+) -> dict[str, Any]:
     """Combine every data file under the raw prefix into ``{combined}latest/``.
 
-    With no data at all (a new bucket, or raw data expired), the last report
-    is left as it is and the answer says so.
+    ``key_template`` is the layout of the raw keys: with it, only the newest
+    snapshot of each process is read. With no data at all (a new bucket, or
+    raw data expired), the last report is left as it is and the answer says so.
     """
     try:
         result = combine(
-            [f"s3://{bucket}/{raw_prefix}"], CombineOptions(exclude_prefix=combined_prefix)
+            [f"s3://{bucket}/{raw_prefix}"],
+            CombineOptions(exclude_prefix=combined_prefix, key_template=key_template),
         )
     except NoDataError as exc:
         return {"outputs": {}, "no_data": str(exc)}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.errors import SourceError
 from coverage_combiner.keys import NOT_DATA, is_data_key, is_health_probe
+from coverage_wrapper.keys import normalize_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -106,12 +107,33 @@ def fetch_bytes(item: Input, *, attempts: int = FETCH_ATTEMPTS, backoff: float =
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """Split ``s3://bucket/prefix`` into bucket and prefix."""
+    """Split ``s3://bucket/prefix`` into bucket and prefix, as written."""
     rest = url.removeprefix("s3://")
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise SourceError(f"{url!r} names no bucket: write it as s3://bucket/prefix")
     return bucket, prefix
+
+
+def source_key_prefix(url: str) -> tuple[str, str]:
+    """The bucket and the key prefix an ``s3://`` source lists.
+
+    The prefix is a folder: ``s3://b/coverage`` lists ``coverage/``, never
+    its sibling ``coverage-combined/``. A trailing ``*`` asks for every key
+    that starts with the text before it: ``s3://b/cov*`` lists ``cov``.
+    """
+    bucket, written = parse_s3_url(url)
+    stem = written.removesuffix("*")
+    if "*" in stem:
+        raise SourceError(
+            f"{url!r}: only a trailing '*' is understood (every key that starts with the text "
+            "before it); S3 lists by prefix, so write s3://bucket/folder/ or s3://bucket/start*"
+        )
+    folder, _, start = stem.rpartition("/") if written.endswith("*") else (stem, "", "")
+    try:
+        return bucket, normalize_prefix(folder) + start
+    except ValueError as exc:
+        raise SourceError(f"{url!r}: {exc}") from None
 
 
 _clients: dict[str, Any] = {}
@@ -145,6 +167,7 @@ def list_source(
 ) -> Listing:
     """List one source: ``s3://bucket/prefix``, a folder, or a file.
 
+    An S3 prefix is a folder unless it ends in ``*`` (:func:`source_key_prefix`).
     Keys under ``exclude_prefix`` and files under ``exclude_folder`` are
     outputs of a combiner, never inputs. ``client`` is the S3 client to use
     (default: one from boto3's own configuration, which honours
@@ -165,7 +188,7 @@ def _list_s3(
     client: S3Client,
     on_page: Callable[[int], None] | None = None,
 ) -> Listing:
-    bucket, prefix = parse_s3_url(url)
+    bucket, prefix = source_key_prefix(url)
     origin = S3Origin(client, bucket)
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []

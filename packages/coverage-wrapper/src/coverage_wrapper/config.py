@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import math
 import os
-import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coverage_wrapper import constants as c
+from coverage_wrapper.keys import KeyTemplate, KeyTemplateError, normalize_prefix
 
 if TYPE_CHECKING:
     from typing import TypeVar
@@ -58,6 +58,7 @@ class WrapperConfig(NamedTuple):
     log_level: str = c.DEFAULT_LOG_LEVEL
     original_handler: str | None = None
     key_template: str = c.DEFAULT_KEY_TEMPLATE
+    run_id: str | None = None
     flush_policy: str = c.DEFAULT_FLUSH_POLICY
     sample_rate: float = c.DEFAULT_SAMPLE_RATE
     spool_dir: str = c.DEFAULT_SPOOL_DIR
@@ -115,6 +116,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         log_level=p.choice("log_level", c.ENV_LOG_LEVEL, c.LOG_LEVELS, c.DEFAULT_LOG_LEVEL),
         original_handler=p.text("original_handler", c.ENV_ORIGINAL_HANDLER) or None,
         key_template=p.key_template("key_template", c.ENV_S3_KEY_TEMPLATE),
+        run_id=p.text("run_id", c.ENV_RUN_ID) or None,
         flush_policy=p.choice(
             "flush_policy", c.ENV_FLUSH_POLICY, c.FLUSH_POLICIES, c.DEFAULT_FLUSH_POLICY
         ),
@@ -240,12 +242,11 @@ class _Parser:
         if raw is None:
             return c.DEFAULT_S3_PREFIX
         name, value = raw
-        text = str(value).strip().lstrip("/")
-        if ".." in text.split("/"):
+        try:
+            return normalize_prefix(str(value))
+        except ValueError:
             self._problems.append(f"{name}={value!r} contains '..'; using {c.DEFAULT_S3_PREFIX!r}")
             return c.DEFAULT_S3_PREFIX
-        # An empty prefix is allowed (keys at the bucket root); otherwise it is a folder.
-        return text if not text or text.endswith("/") else text + "/"
 
     def patterns(self, option: str, variable: str) -> tuple[str, ...]:
         raw = self._raw(option, variable)
@@ -256,24 +257,17 @@ class _Parser:
         return tuple(item.strip() for item in items if item.strip())
 
     def key_template(self, option: str, variable: str) -> str:
-        def convert(value: Any) -> str:
-            template = str(value).strip()
-            fields = {
-                name for _, name, _, _ in string.Formatter().parse(template) if name is not None
-            }
-            unknown = fields - c.KEY_TEMPLATE_FIELDS
-            if unknown:
-                raise ValueError(f"unknown field(s) {sorted(unknown)}")
-            # Without these, two flushes could write the same key and lose data.
-            if not {"container", "pid", "seq"} <= fields:
-                raise ValueError("missing {container}, {pid} or {seq}")
-            return template
-
-        allowed = ", ".join("{" + f + "}" for f in sorted(c.KEY_TEMPLATE_FIELDS))
-        return self._convert(
-            option,
-            variable,
-            convert,
-            c.DEFAULT_KEY_TEMPLATE,
-            f"a key template using only {allowed} and including {{container}}, {{pid}}, {{seq}}",
-        )
+        raw = self._raw(option, variable)
+        if raw is None:
+            return c.DEFAULT_KEY_TEMPLATE
+        name, value = raw
+        template = str(value).strip()
+        try:
+            KeyTemplate.parse_template(template)
+        except KeyTemplateError as exc:
+            self._problems.append(
+                f"{name}={value!r} is not a key template: {exc.reason}; "
+                f"using {c.DEFAULT_KEY_TEMPLATE!r}"
+            )
+            return c.DEFAULT_KEY_TEMPLATE
+        return template

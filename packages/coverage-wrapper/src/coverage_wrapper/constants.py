@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from coverage_wrapper import keys
+
 # Our settings.
 ENV_ENABLED: Final = "COVERAGE_ENABLED"
 ENV_S3_BUCKET: Final = "COVERAGE_S3_BUCKET"
@@ -22,12 +24,15 @@ ENV_BRANCH_COVERAGE: Final = "COVERAGE_BRANCH_COVERAGE"
 ENV_LOG_LEVEL: Final = "COVERAGE_LOG_LEVEL"
 ENV_ORIGINAL_HANDLER: Final = "COVERAGE_ORIGINAL_HANDLER"
 ENV_S3_KEY_TEMPLATE: Final = "COVERAGE_S3_KEY_TEMPLATE"
+ENV_RUN_ID: Final = "COVERAGE_RUN_ID"
 ENV_FLUSH_POLICY: Final = "COVERAGE_FLUSH_POLICY"
 ENV_SAMPLE_RATE: Final = "COVERAGE_SAMPLE_RATE"
 ENV_SPOOL_DIR: Final = "COVERAGE_SPOOL_DIR"
 ENV_SPOOL_MAX_FILES: Final = "COVERAGE_SPOOL_MAX_FILES"
 ENV_HEALTH_PROBE: Final = "COVERAGE_HEALTH_PROBE"
 ENV_CONFIG_FILE: Final = "COVERAGE_WRAPPER_CONFIG_FILE"
+# Read by the combiner's Lambda function, beside ENV_S3_BUCKET and ENV_S3_PREFIX.
+ENV_COMBINED_PREFIX: Final = "COVERAGE_COMBINED_PREFIX"
 
 # Set by the Lambda runtime.
 ENV_TASK_ROOT: Final = "LAMBDA_TASK_ROOT"
@@ -35,7 +40,10 @@ ENV_FUNCTION_NAME: Final = "AWS_LAMBDA_FUNCTION_NAME"
 ENV_FUNCTION_VERSION: Final = "AWS_LAMBDA_FUNCTION_VERSION"
 ENV_REGION: Final = "AWS_REGION"
 
-DEFAULT_S3_PREFIX: Final = "coverage/"
+# The key layout's defaults live with the layout; named here too so that the
+# default of every setting can be found in one place.
+DEFAULT_S3_PREFIX: Final = keys.DEFAULT_S3_PREFIX
+DEFAULT_KEY_TEMPLATE: Final = keys.DEFAULT_KEY_TEMPLATE
 DEFAULT_UPLOAD_TIMEOUT: Final = 30.0
 DEFAULT_LOG_LEVEL: Final = "INFO"
 DEFAULT_FLUSH_POLICY: Final = "invocation"
@@ -43,15 +51,9 @@ DEFAULT_SAMPLE_RATE: Final = 1.0
 DEFAULT_SPOOL_DIR: Final = "/tmp/lambda-coverage"  # noqa: S108 - /tmp is Lambda's only writable place
 DEFAULT_SPOOL_MAX_FILES: Final = 20
 DEFAULT_TASK_ROOT: Final = "/var/task"
-DEFAULT_KEY_TEMPLATE: Final = (
-    "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
-)
 
 FLUSH_POLICIES: Final = ("invocation",)
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
-KEY_TEMPLATE_FIELDS: Final = frozenset(
-    {"prefix", "yyyy", "mm", "dd", "hh", "function", "version", "region", "container", "pid", "seq"}
-)
 
 LOGGER_NAME: Final = "coverage_wrapper"
 # The zero-code entry point, as it is written in a function's handler setting.

@@ -55,6 +55,8 @@ def get_coverage_status() -> dict[str, Any]:
             "upload_timeout": config.upload_timeout,
             "function": config.function_name,
             "version": config.function_version,
+            "key_template": config.key_template,
+            "run_id": config.run_id,
         },
         "last_flush": status.get("last_flush"),
         "counters": {k: v for k, v in status.items() if k != "last_flush"},

@@ -30,7 +30,7 @@ from coverage_wrapper.identity import (
     container_id,
     forget_container_id_after_snapshot_restore,
 )
-from coverage_wrapper.keys import KeyFields
+from coverage_wrapper.keys import KeyFields, KeyTemplate, key_segment
 from coverage_wrapper.logs import log
 from coverage_wrapper.measurement import Measurement
 from coverage_wrapper.spool import Spool
@@ -293,7 +293,7 @@ class ContainerSession:
 
     def _key(self, seq: int) -> str:
         config = self.config
-        return KeyFields(
+        fields = KeyFields(
             prefix=config.s3_prefix,
             when=datetime.now(timezone.utc),
             function=config.function_name,
@@ -302,11 +302,13 @@ class ContainerSession:
             container=container_id(),
             pid=os.getpid(),
             seq=seq,
-        ).render(config.key_template)
+            run_id=config.run_id,
+        )
+        return KeyTemplate.parse_template(config.key_template).render(fields)
 
     def _metadata(self) -> dict[str, str]:
         config = self.config
-        return {
+        metadata = {
             "function": config.function_name,
             "function-version": config.function_version,
             "region": config.region,
@@ -316,6 +318,10 @@ class ContainerSession:
             "python-version": platform.python_version(),
             "branch": "true" if config.branch else "false",
         }
+        if config.run_id is not None:
+            # As in the key: S3 metadata must be ASCII.
+            metadata["run-id"] = key_segment(config.run_id)
+        return metadata
 
     def _record(self, record: FlushRecord) -> FlushRecord:
         with self.status.lock:
