@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from coverage_wrapper.keys import key_segment
+
 TASK_ROOT = "/var/task/"
 #: How deep below a source root function folders are looked for.
 SEARCH_DEPTH = 4
@@ -44,7 +46,6 @@ MAX_FOLDERS = 20_000
 PROBE_FILES = 50
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class PathRemapper:
                 continue
             unresolved[function] = reason
             # Apart from the others, under a name that says whose files they are.
-            roots[function] = f"{base}/{_segment(function)}" if len(functions) > 1 else base
+            # The name as the wrapper writes it into keys: safe as one folder name.
+            roots[function] = f"{base}/{key_segment(function)}" if len(functions) > 1 else base
         return replace(self, function_roots=roots, unresolved=unresolved)
 
     def map(self, path: str, function: str | None = None) -> str:
@@ -149,10 +151,6 @@ class PathRemapper:
             f"give its folder with --source-root {function}=PATH"
             for function, reason in sorted(self.unresolved.items())
         ]
-
-
-def _segment(function: str) -> str:
-    return _UNSAFE.sub("_", function).strip(".") or "_"
 
 
 def _normalised(name: str) -> str:
