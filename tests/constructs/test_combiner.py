@@ -9,7 +9,6 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_s3 as s3
 
 from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, CoverageInstrumentation
 from coverage_cdk_constructs.bundle import Bundle
@@ -119,14 +118,11 @@ def test_schedule_and_sizing_props(combiner_bundle: Bundle) -> None:
     assert combiner.rule is not None
 
 
-def test_nothing_to_run_it_or_a_plain_bucket_is_refused() -> None:
+def test_nothing_to_run_it_is_refused() -> None:
     stack = cdk.Stack(cdk.App(), "Bad")
     bucket = CoverageBucket(stack, "Coverage")
     with pytest.raises(ValueError, match="schedule=None and s3_trigger=False would never run"):
         CoverageCombiner(stack, "Idle", bucket=bucket, schedule=None)
-    plain = s3.Bucket.from_bucket_name(stack, "Plain", "plain")
-    with pytest.raises(TypeError, match=r"bucket= must be a CoverageBucket .* bucket=existing\)"):
-        CoverageCombiner(stack, "OnPlain", bucket=plain)  # type: ignore[arg-type]
 
 
 def test_another_python_gets_a_bundle_built_for_it(combiner_bundle: Bundle) -> None:
