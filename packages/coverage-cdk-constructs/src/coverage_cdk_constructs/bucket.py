@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Final
 
 from aws_cdk import Duration, RemovalPolicy
@@ -218,7 +219,7 @@ def check_bucket_props(
         if name in props:
             raise BucketSafetyError(
                 f"bucket_props[{name!r}] would override CoverageBucket's own {name}=: "
-                f"pass {name}={props[name]!r} to CoverageBucket instead"
+                f"pass {name}={_shown(props[name])} to CoverageBucket instead"
             )
     encryption = props.get("encryption")
     if (
@@ -257,6 +258,10 @@ def check_bucket_props(
             + "; ".join(weakened)
             + ". Drop those props, or pass allow_unsafe_bucket_props=True if you mean it"
         )
+
+
+def _shown(value: Any) -> str:
+    return str(value) if isinstance(value, Enum) else repr(value)
 
 
 def _folder(prefix: str, name: str) -> str:
