@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -9,6 +10,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
+from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from coverage_cdk_constructs import (
@@ -17,8 +19,10 @@ from coverage_cdk_constructs import (
     CoverageLayer,
     InstrumentedFunction,
 )
+from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
 from tests.constructs.conftest import LAYER_ARN, code, imported_layer
 from tests.constructs.templates import logical_id, role_id, statements_for_role
+from tests.constructs.test_apps import synthesise
 
 ZERO_CODE = "coverage_wrapper.handler.handler"
 
@@ -197,3 +201,37 @@ def test_bad_aspect_options_are_refused_when_it_is_made() -> None:
     stack = cdk.Stack(cdk.App(), "Bad")
     with pytest.raises(ValueError, match=r"coverage_mode='off'"):
         CoverageInstrumentation(bucket=CoverageBucket(stack, "C"), coverage_mode="off")
+
+
+def test_an_app_wide_aspect_with_the_bucket_in_another_stack_is_cdk_nag_clean(
+    tmp_path: Path,
+) -> None:
+    """The write policy names an imported bucket ARN; its finding is acknowledged as such."""
+    app = cdk.App(outdir=str(tmp_path))
+    data = cdk.Stack(app, "Data")
+    bucket = CoverageBucket(data, "Coverage")
+    service = cdk.Stack(app, "Service")
+    function = lambda_.Function(
+        service,
+        "Orders",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="app.handler",
+        code=code(),
+    )
+    cdk.Aspects.of(app).add(
+        CoverageInstrumentation(bucket=bucket, layer=imported_layer(service)),
+        priority=cdk.AspectPriority.MUTATING,
+    )
+    acknowledge(bucket.bucket, "AwsSolutions-S1", "No access logs in this test")
+    acknowledge(function, f"AwsSolutions-IAM4[{BASIC_EXECUTION_ROLE}]", "The team's own role")
+    acknowledge(function, "AwsSolutions-L1", "The team's own runtime")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    failure, violations = synthesise(app, tmp_path)
+    assert violations == [], violations
+    assert failure is None
+    template = assertions.Template.from_stack(service)
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()
+    (resource,) = policy["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]["Fn::Join"][1][
+        :1
+    ]
+    assert set(resource) == {"Fn::ImportValue"}

@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_iam as iam
-from constructs import IConstruct
+from constructs import IConstruct, IValidation
 
 PACK: Final = "AwsSolutions"
 BASIC_EXECUTION_ROLE: Final = (
@@ -81,7 +82,29 @@ def acknowledge_coverage_findings(scope: IConstruct) -> list[str]:
 def acknowledge_wildcards(
     policy: IConstruct, document: iam.PolicyDocument, reason: str
 ) -> list[str]:
-    """Acknowledge each wildcard resource of ``document`` (cdk-nag's IAM5) on ``policy``."""
+    """Acknowledge each wildcard resource of ``document`` (cdk-nag's IAM5) on ``policy``.
+
+    Once now, and once more when the app is validated: by then a reference
+    to another stack's bucket has become an import, which cdk-nag writes
+    by its export's name.
+    """
+    policy.node.add_validation(_AcknowledgeWhenResolved(policy, document, reason))
+    return _acknowledge_resolved_wildcards(policy, document, reason)
+
+
+@jsii.implements(IValidation)
+class _AcknowledgeWhenResolved:
+    def __init__(self, policy: IConstruct, document: iam.PolicyDocument, reason: str) -> None:
+        self.policy, self.document, self.reason = policy, document, reason
+
+    def validate(self) -> list[str]:
+        _acknowledge_resolved_wildcards(self.policy, self.document, self.reason)
+        return []
+
+
+def _acknowledge_resolved_wildcards(
+    policy: IConstruct, document: iam.PolicyDocument, reason: str
+) -> list[str]:
     stack = cdk.Stack.of(policy)
     resolved = stack.resolve(document.to_json())
     done: list[str] = []
@@ -91,8 +114,7 @@ def acknowledge_wildcards(
             try:
                 text = nag_text(resource)
             except ValueError:
-                # A form cdk-nag writes otherwise (e.g. an import from another
-                # stack): left for the user rather than guessed.
+                # A form cdk-nag writes otherwise: left for the user rather than guessed.
                 continue
             if "*" in text or "?" in text:
                 done += acknowledge(policy, f"AwsSolutions-IAM5[Resource::{text}]", reason)
@@ -112,7 +134,7 @@ def nag_text(value: Any) -> str:
     """A resolved CloudFormation value as cdk-nag writes it in a finding's id.
 
     ``{"Ref": "X"}`` is ``<X>``, ``{"Fn::GetAtt": ["X", "Arn"]}`` is
-    ``<X.Arn>``, and ``Fn::Join`` is joined.
+    ``<X.Arn>``, ``Fn::ImportValue`` is the export's name, and ``Fn::Join`` is joined.
     """
     if isinstance(value, str):
         return value
@@ -120,6 +142,8 @@ def nag_text(value: Any) -> str:
         return f"<{value['Ref']}>"
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
         return "<{}.{}>".format(*value["Fn::GetAtt"])
+    if isinstance(value, dict) and set(value) == {"Fn::ImportValue"}:
+        return nag_text(value["Fn::ImportValue"])
     if isinstance(value, dict) and set(value) == {"Fn::Join"}:
         separator, parts = value["Fn::Join"]
         return str(separator).join(nag_text(p) for p in parts)
