@@ -231,7 +231,6 @@ def test_an_app_wide_aspect_with_the_bucket_in_another_stack_is_cdk_nag_clean(
     assert failure is None
     template = assertions.Template.from_stack(service)
     (policy,) = template.find_resources("AWS::IAM::Policy").values()
-    (resource,) = policy["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]["Fn::Join"][1][
-        :1
-    ]
-    assert set(resource) == {"Fn::ImportValue"}
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    bucket_arn = statement["Resource"]["Fn::Join"][1][0]
+    assert set(bucket_arn) == {"Fn::ImportValue"}
