@@ -10,6 +10,8 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3_deployment
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
@@ -17,6 +19,7 @@ from coverage_cdk_constructs import (
     CoverageBucket,
     CoverageInstrumentation,
     CoverageLayer,
+    CoverageLayers,
     InstrumentedFunction,
 )
 from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
@@ -234,3 +237,85 @@ def test_an_app_wide_aspect_with_the_bucket_in_another_stack_is_cdk_nag_clean(
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     bucket_arn = statement["Resource"]["Fn::Join"][1][0]
     assert set(bucket_arn) == {"Fn::ImportValue"}
+
+
+def test_a_layer_that_cannot_be_built_fails_the_synth_naming_each_function_once() -> None:
+    """The build is tried once per architecture, and the error keeps its type's name."""
+    stack = cdk.Stack(cdk.App(), "Broken")
+    broken = CoverageLayers.build(stack, "Layer", coverage_versions={"3.13": "7.17.4"})
+    for name in ("A", "B"):
+        lambda_.Function(
+            stack,
+            name,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            handler="app.handler",
+            code=code(),
+        )
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(bucket=CoverageBucket(stack, "Coverage"), layer=broken),
+        priority=cdk.AspectPriority.MUTATING,
+    )
+    with pytest.raises(RuntimeError) as failed:
+        assertions.Template.from_stack(stack)
+    cause = (
+        "LayerBuildError: the coverage layer for x86_64 could not be built (first needed by "
+        "Broken/A): no coverage.py version given for Python 3.10"
+    )
+    assert f"[Broken/A] {cause}" in str(failed.value)
+    assert f"[Broken/B] {cause}" in str(failed.value)
+
+
+def test_a_handler_already_redirected_by_hand_is_not_redirected_again() -> None:
+    """Redirecting twice would make the wrapper load itself as the original handler."""
+    stack = cdk.Stack(cdk.App(), "ByHand")
+    function = lambda_.Function(
+        stack,
+        "F",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler=ZERO_CODE,
+        code=code(),
+        environment={"COVERAGE_ORIGINAL_HANDLER": "app.handler"},
+    )
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(
+            bucket=CoverageBucket(stack, "Coverage"), layer=imported_layer(stack)
+        ),
+        priority=cdk.AspectPriority.MUTATING,
+    )
+    template = assertions.Template.from_stack(stack)
+    properties = template.to_json()["Resources"][logical_id(function)]["Properties"]
+    assert properties["Handler"] == ZERO_CODE
+    assert properties["Environment"]["Variables"]["COVERAGE_ORIGINAL_HANDLER"] == "app.handler"
+    assert properties["Layers"] == [LAYER_ARN]
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("Lambda Coverage")
+    )
+    assert warnings == []
+
+
+def test_singletons_can_be_included() -> None:
+    stack = cdk.Stack(cdk.App(), "Singletons")
+    site = s3.Bucket(stack, "Site")
+    s3_deployment.BucketDeployment(
+        stack,
+        "Deploy",
+        sources=[s3_deployment.Source.data("index.html", "hi")],
+        destination_bucket=site,
+    )
+    cdk.Aspects.of(stack).add(
+        CoverageInstrumentation(
+            bucket=CoverageBucket(stack, "Coverage"),
+            layer=imported_layer(stack),
+            include_singletons=True,
+        ),
+        priority=cdk.AspectPriority.MUTATING,
+    )
+    (handler,) = [
+        resource["Properties"]
+        for resource in assertions.Template.from_stack(stack)
+        .find_resources("AWS::Lambda::Function")
+        .values()
+    ]
+    assert handler["Handler"] == ZERO_CODE
+    assert handler["Layers"][-1] == LAYER_ARN
+    assert handler["Environment"]["Variables"]["COVERAGE_ORIGINAL_HANDLER"] == "index.handler"

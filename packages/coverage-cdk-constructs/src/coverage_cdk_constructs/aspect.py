@@ -157,8 +157,8 @@ class CoverageInstrumentation:
             function.node.add_validation(SynthError(f"LayerArchitectureError: {error}"))
         except LayerBuildError as error:
             message = (
-                f"{type(error).__name__}: the coverage layer for {architecture} (needed by "
-                f"{function.node.path}) could not be built: {error}"
+                f"{type(error).__name__}: the coverage layer for {architecture} could not be "
+                f"built (first needed by {function.node.path}): {error}"
             )
             self._build_failures[architecture] = message
             function.node.add_validation(SynthError(message))
