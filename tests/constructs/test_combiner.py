@@ -13,7 +13,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, CoverageInstrumentation
+from coverage_cdk_constructs import (
+    CombinerPlacementError,
+    CoverageBucket,
+    CoverageCombiner,
+    CoverageInstrumentation,
+)
 from coverage_cdk_constructs.bundle import Bundle
 from coverage_cdk_constructs.nag import acknowledge
 from tests.constructs.conftest import imported_layer
@@ -215,7 +220,7 @@ def test_an_imported_bucket_of_another_stack_says_where_to_put_the_combiner(
     data = cdk.Stack(app, "Data")
     imported = s3.Bucket.from_bucket_name(data, "Imported", "team-coverage")
     with pytest.raises(
-        ValueError,
+        CombinerPlacementError,
         match=r"Tools/Combiner: s3_trigger=True with the bucket Data/Imported of another stack "
         r"\(Data\) that is imported, so its notifications cannot be set from here: put the "
         r"combiner in the bucket's stack, or use the schedule alone \(s3_trigger=False\)",

@@ -14,6 +14,7 @@ from coverage_cdk_constructs.bucket import CoverageBucket
 from coverage_cdk_constructs.combiner import CoverageCombiner
 from coverage_cdk_constructs.errors import (
     BucketSafetyError,
+    CombinerPlacementError,
     LayerArchitectureError,
     LayerBuildError,
     WheelDownloadError,
@@ -25,6 +26,7 @@ from coverage_cdk_constructs.published import PublishedCoverageLayer
 
 __all__ = [
     "BucketSafetyError",
+    "CombinerPlacementError",
     "CoverageBucket",
     "CoverageCombiner",
     "CoverageInstrumentation",

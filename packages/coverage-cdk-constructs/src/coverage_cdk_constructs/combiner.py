@@ -23,6 +23,7 @@ from coverage_cdk_constructs.environment import (
     ENV_S3_BUCKET,
     ENV_S3_PREFIX,
 )
+from coverage_cdk_constructs.errors import CombinerPlacementError
 from coverage_cdk_constructs.instrument import exclude_from_coverage
 from coverage_cdk_constructs.lambda_platform import python_of_runtime
 from coverage_cdk_constructs.layer import python_runtime
@@ -67,7 +68,8 @@ class CoverageCombiner(Construct):
         stack through EventBridge (the bucket's EventBridge notifications are
         switched on, and a rule here matches its data files), so the stacks
         do not depend on each other both ways. An imported bucket of another
-        stack cannot be switched: an error says where to put the combiner.
+        stack cannot be switched: :class:`CombinerPlacementError` says where to put
+        the combiner.
     :param runtime: default Python 3.13.
     :param architecture: default ``ARM_64``.
     :param memory_size: MB; default 1024 (merging is CPU-bound, and CPU grows with memory).
@@ -181,16 +183,15 @@ class CoverageCombiner(Construct):
         # depend on the other (the bucket's configuration names the function,
         # the function's permission names the bucket). EventBridge keeps the
         # dependency one-way: the rule here names the bucket there.
-        owned_here = isinstance(target, s3.Bucket)
-        if not owned_here:
-            raise ValueError(
+        if isinstance(target, s3.Bucket):
+            target.enable_event_bridge_notification()
+        else:
+            raise CombinerPlacementError(
                 f"{self.node.path}: s3_trigger=True with the bucket {target.node.path} of "
                 f"another stack ({Stack.of(target).node.path}) that is imported, so its "
                 "notifications cannot be set from here: put the combiner in the bucket's "
                 "stack, or use the schedule alone (s3_trigger=False)"
             )
-        assert isinstance(target, s3.Bucket)
-        target.enable_event_bridge_notification()
         _acknowledge_notifications_handler(Stack.of(target))
         self.upload_rule = events.Rule(
             self,

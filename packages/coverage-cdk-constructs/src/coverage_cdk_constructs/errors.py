@@ -25,3 +25,7 @@ class BucketSafetyError(ValueError):
     The message names the prop and the construct's own prop (or the
     explicit opt-out) to use instead.
     """
+
+
+class CombinerPlacementError(ValueError):
+    """A :class:`CoverageCombiner` cannot be wired where it is; the message says where to put it."""
