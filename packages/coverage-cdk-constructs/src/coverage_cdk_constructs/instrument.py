@@ -189,8 +189,7 @@ def instrument_function(function: lambda_.Function, settings: Settings, *, opt_o
         )
         return False
     stack = Stack.of(function)
-    properties = cloudformation_properties(function)
-    attached = stack.resolve(function.node.default_child.layers) or []  # type: ignore[union-attr]
+    attached = stack.resolve(cfn_function(function).layers) or []
     if len(attached) >= MAX_LAYERS:
         skip(
             function,
@@ -213,7 +212,8 @@ def instrument_function(function: lambda_.Function, settings: Settings, *, opt_o
     if stack.resolve(layer.layer_version_arn) not in attached:
         function.add_layers(layer)
     InstrumentationMarker(function, MARKER_ID, settings=settings)
-    existing = (stack.resolve(properties.get("environment")) or {}).get("variables") or {}
+    environment = cloudformation_properties(function).get("environment")
+    existing = (stack.resolve(environment) or {}).get("variables") or {}
     kept = _set_environment(function, settings, existing)
     if kept:
         _report_kept(function, kept)
@@ -231,10 +231,18 @@ def instrument_function(function: lambda_.Function, settings: Settings, *, opt_o
     return True
 
 
+def cfn_function(function: lambda_.Function) -> lambda_.CfnFunction:
+    """The function's L1 resource (every ``lambda_.Function`` has one as its default child)."""
+    cfn = function.node.default_child
+    if not isinstance(cfn, lambda_.CfnFunction):
+        raise TypeError(f"{function.node.path} has no CfnFunction as its default child")
+    return cfn
+
+
 def cloudformation_properties(function: lambda_.Function) -> dict[str, Any]:
     """The function's CloudFormation properties as set so far (unresolved), by their L1 names."""
     inspector = TreeInspector()
-    function.node.default_child.inspect(inspector)  # type: ignore[union-attr]
+    cfn_function(function).inspect(inspector)
     properties: dict[str, Any] = inspector.attributes.get("aws:cdk:cloudformation:props") or {}
     return properties
 
@@ -259,8 +267,7 @@ def _set_environment(
         elif existing[name] != stack.resolve(value):
             kept[name] = existing[name]
     if settings.coverage_mode == "zero-code":
-        cfn = function.node.default_child
-        assert isinstance(cfn, lambda_.CfnFunction), function.node.path
+        cfn = cfn_function(function)
         if ENV_ORIGINAL_HANDLER in existing:
             # Their own wrapper set-up (or ours by hand): redirecting again
             # would make the wrapper call itself.
