@@ -113,6 +113,26 @@ def test_the_examples_cover_every_usage_pattern(
         "AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)", "State": "ENABLED"}
     )
     assert by_code["Combiner/Function"]["Handler"] == "coverage_combiner.lambda_handler.handler"
+    assert "Layers" not in by_code["Combiner/Function"]
+
+
+def test_the_examples_show_the_aspect_with_a_layer_per_architecture(
+    examples: tuple[cdk.Stack, str | None, list[dict[str, Any]]],
+) -> None:
+    """The existing arm64 function gets the arm64 layer; the InstrumentedFunctions x86_64's."""
+    stack, _, _ = examples
+    functions = _functions(stack)
+    existing = functions[logical_id(stack.node.find_child("Existing"))]
+    assert existing["Handler"] == ZERO_CODE
+    assert existing["Architectures"] == ["arm64"]
+    assert existing["Environment"]["Variables"]["COVERAGE_ORIGINAL_HANDLER"] == "app.handler"
+    layers = {
+        name: {"Ref": logical_id(stack.node.find_child(f"CoverageLayer{name}"))}
+        for name in ("X8664", "Arm64")
+    }
+    assert existing["Layers"] == [layers["Arm64"]]
+    for name in ("Simple", "Decorator", "ContextManager", "Health", "Advanced"):
+        assert functions[logical_id(stack.node.find_child(name))]["Layers"] == [layers["X8664"]]
 
 
 def test_production_stage_turns_coverage_off_for_the_advanced_example(

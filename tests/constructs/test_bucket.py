@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
-from coverage_cdk_constructs import CoverageBucket
+from coverage_cdk_constructs import BucketSafetyError, CoverageBucket
 from tests.constructs.templates import logical_id, statements_for_role
 
 Match = assertions.Match
@@ -190,3 +190,117 @@ def test_grants_are_exactly_what_each_role_needs(
         {"Action": ["s3:PutObject"], "Effect": "Allow",
          "Resource": [f"{arn}/coverage-combined/*"]},
     ]  # fmt: skip
+
+
+def test_each_grant_carries_its_kms_grant(
+    grants: tuple[dict[str, iam.Grant], dict[str, str], assertions.Template],
+) -> None:
+    """The returned ``iam.Grant`` includes the key's statement, e.g. for ``apply_before``."""
+    made, _, _ = grants
+    actions = {
+        name: sorted(a for s in grant.principal_statements for a in s.actions)
+        for name, grant in made.items()
+    }
+    assert actions == {
+        "AnyFunction": ["kms:Encrypt", "kms:GenerateDataKey", "s3:PutObject"],
+        "Orders": ["kms:Encrypt", "kms:GenerateDataKey", "s3:PutObject"],
+        "Reader": ["kms:Decrypt", "s3:GetObject", "s3:ListBucket"],
+        "Reporter": ["kms:Encrypt", "kms:GenerateDataKey", "s3:PutObject"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("bucket_props", "message"),
+    [
+        (
+            {"enforce_ssl": False},
+            r"bucket_props would weaken CoverageBucket's safety defaults: enforce_ssl=False would "
+            r"accept plain HTTP\. Drop those props, or pass allow_unsafe_bucket_props=True",
+        ),
+        (
+            {"block_public_access": s3.BlockPublicAccess.BLOCK_ACLS},
+            r"block_public_access weaker than BLOCK_ALL would allow public access",
+        ),
+        ({"public_read_access": True}, r"public_read_access=True would make every object public"),
+        (
+            {"access_control": s3.BucketAccessControl.PUBLIC_READ},
+            r"access_control=BucketAccessControl.PUBLIC_READ would make the bucket readable",
+        ),
+        (
+            {"encryption": s3.BucketEncryption.UNENCRYPTED},
+            r"encryption=UNENCRYPTED would turn encryption off",
+        ),
+        (
+            {"removal_policy": cdk.RemovalPolicy.DESTROY},
+            r"bucket_props\['removal_policy'\] would override CoverageBucket's own "
+            r"removal_policy=: pass removal_policy=RemovalPolicy.DESTROY to "
+            r"CoverageBucket instead",
+        ),
+        (
+            {"auto_delete_objects": True},
+            r"bucket_props\['auto_delete_objects'\] would override CoverageBucket's own",
+        ),
+    ],
+)
+def test_bucket_props_cannot_weaken_or_contradict_the_defaults(
+    bucket_props: dict[str, object], message: str
+) -> None:
+    stack = cdk.Stack(cdk.App(), "Weak")
+    with pytest.raises(BucketSafetyError, match=message):
+        CoverageBucket(stack, "Coverage", bucket_props=bucket_props)
+
+
+def test_bucket_props_rules_are_added_to_the_expiry_rules() -> None:
+    """``lifecycle_rules=[]`` (or any list) cannot remove the expiry of raw data."""
+    stack = cdk.Stack(cdk.App(), "Rules")
+    CoverageBucket(
+        stack,
+        "Coverage",
+        bucket_props={
+            "lifecycle_rules": [
+                s3.LifecycleRule(
+                    id="Archive",
+                    prefix="coverage-combined/archive/",
+                    expiration=cdk.Duration.days(9),
+                )
+            ]
+        },
+    )
+    CoverageBucket(stack, "Empty", bucket_props={"lifecycle_rules": []})
+    rules = [
+        resource["Properties"]["LifecycleConfiguration"]["Rules"]
+        for resource in assertions.Template.from_stack(stack)
+        .find_resources("AWS::S3::Bucket")
+        .values()
+    ]
+    assert [[rule["Id"] for rule in bucket] for bucket in rules] == [
+        ["ExpireRawCoverageData", "ExpireCombinedReports", "Archive"],
+        ["ExpireRawCoverageData", "ExpireCombinedReports"],
+    ]
+
+
+def test_the_explicit_opt_out_lets_bucket_props_weaken_the_bucket() -> None:
+    stack = cdk.Stack(cdk.App(), "OptOut")
+    CoverageBucket(
+        stack,
+        "Coverage",
+        bucket_props={"enforce_ssl": False},
+        allow_unsafe_bucket_props=True,
+    )
+    template = assertions.Template.from_stack(stack)
+    template.resource_count_is("AWS::S3::BucketPolicy", 0)
+
+
+def test_a_key_and_another_encryption_contradict() -> None:
+    stack = cdk.Stack(cdk.App(), "Contradict")
+    with pytest.raises(
+        BucketSafetyError,
+        match=r"bucket_props\['encryption'\]=BucketEncryption.S3_MANAGED contradicts "
+        r"encryption_key=: drop it",
+    ):
+        CoverageBucket(
+            stack,
+            "Coverage",
+            encryption_key=kms.Key(stack, "Key"),
+            bucket_props={"encryption": s3.BucketEncryption.S3_MANAGED},
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -10,12 +11,20 @@ from aws_cdk import assertions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
 
-from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, CoverageInstrumentation
+from coverage_cdk_constructs import (
+    CombinerPlacementError,
+    CoverageBucket,
+    CoverageCombiner,
+    CoverageInstrumentation,
+)
 from coverage_cdk_constructs.bundle import Bundle
+from coverage_cdk_constructs.nag import acknowledge
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE
 from tests.constructs.conftest import imported_layer
 from tests.constructs.templates import logical_id, render, role_id, statements_for_role
+from tests.constructs.test_apps import synthesise
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +130,11 @@ def test_schedule_and_sizing_props(combiner_bundle: Bundle) -> None:
     assert combiner.rule is not None
 
 
-def test_nothing_to_run_it_or_a_plain_bucket_is_refused() -> None:
+def test_nothing_to_run_it_is_refused() -> None:
     stack = cdk.Stack(cdk.App(), "Bad")
     bucket = CoverageBucket(stack, "Coverage")
     with pytest.raises(ValueError, match="schedule=None and s3_trigger=False would never run"):
         CoverageCombiner(stack, "Idle", bucket=bucket, schedule=None)
-    plain = s3.Bucket.from_bucket_name(stack, "Plain", "plain")
-    with pytest.raises(TypeError, match=r"bucket= must be a CoverageBucket .* bucket=existing\)"):
-        CoverageCombiner(stack, "OnPlain", bucket=plain)  # type: ignore[arg-type]
 
 
 def test_another_python_gets_a_bundle_built_for_it(combiner_bundle: Bundle) -> None:
@@ -139,3 +145,87 @@ def test_another_python_gets_a_bundle_built_for_it(combiner_bundle: Bundle) -> N
     )  # fmt: skip
     assert "coverage/tracer.cpython-312-x86_64-linux-gnu.so" in combiner.bundle.names()
     assert combiner.bundle.fingerprint != combiner_bundle.fingerprint
+
+
+def test_any_ibucket_is_accepted_with_the_default_prefixes(combiner_bundle: Bundle) -> None:
+    stack = cdk.Stack(cdk.App(), "Plain")
+    plain = s3.Bucket.from_bucket_name(stack, "Team", "team-coverage")
+    combiner = CoverageCombiner(stack, "Combiner", bucket=plain)
+    assert combiner.bucket.bucket is plain
+    template = assertions.Template.from_stack(stack)
+    properties = template.to_json()["Resources"][logical_id(combiner.function)]["Properties"]
+    assert properties["Environment"]["Variables"] == {
+        "COVERAGE_S3_BUCKET": "team-coverage",
+        "COVERAGE_S3_PREFIX": "coverage/",
+        "COVERAGE_COMBINED_PREFIX": "coverage-combined/",
+        "COVERAGE_S3_KEY_TEMPLATE": DEFAULT_KEY_TEMPLATE,
+    }
+    arn = "arn:<AWS::Partition>:s3:::team-coverage"
+    assert statements_for_role(template, role_id(combiner.function)) == [
+        {
+            "Action": ["s3:GetObject"],
+            "Effect": "Allow",
+            "Resource": [f"{arn}/coverage-combined/*", f"{arn}/coverage/*"],
+        },
+        {"Action": ["s3:ListBucket"], "Effect": "Allow", "Resource": [arn]},
+        {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/coverage-combined/*"]},
+    ]
+
+
+def test_an_s3_trigger_in_another_stack_uses_eventbridge_without_a_cycle(
+    combiner_bundle: Bundle, tmp_path: Path
+) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    data = cdk.Stack(app, "Data")
+    bucket = CoverageBucket(data, "Coverage")
+    tools = cdk.Stack(app, "Tools")
+    combiner = CoverageCombiner(tools, "Combiner", bucket=bucket, s3_trigger=True)
+    acknowledge(bucket.bucket, "AwsSolutions-S1", "No access logs in this test")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # A dependency cycle between the stacks would fail here; the handler
+    # aws-cdk-lib adds to the bucket's stack has its findings acknowledged.
+    failure, violations = synthesise(app, tmp_path)
+    assert violations == [], violations
+    assert failure is None
+    assert [s.node.path for s in tools.dependencies] == ["Data"]
+    assert data.dependencies == []
+    assert combiner.upload_rule is not None
+    rules = assertions.Template.from_stack(tools).to_json()["Resources"]
+    rule = rules[logical_id(combiner.upload_rule)]["Properties"]
+    pattern = rule["EventPattern"]
+    (bucket_name,) = pattern["detail"]["bucket"]["name"]
+    assert set(bucket_name) == {"Fn::ImportValue"}  # the bucket of the other stack
+    assert pattern == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket_name]},
+            "object": {"key": [{"wildcard": "coverage/*.coverage"}]},
+        },
+    }
+    assert [t["Arn"] for t in rule["Targets"]] == [
+        {"Fn::GetAtt": [logical_id(combiner.function), "Arn"]}
+    ]
+    (notifications,) = (
+        assertions.Template.from_stack(data)
+        .find_resources("Custom::S3BucketNotifications")
+        .values()
+    )
+    assert notifications["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {}
+    }
+
+
+def test_an_imported_bucket_of_another_stack_says_where_to_put_the_combiner(
+    combiner_bundle: Bundle,
+) -> None:
+    app = cdk.App()
+    data = cdk.Stack(app, "Data")
+    imported = s3.Bucket.from_bucket_name(data, "Imported", "team-coverage")
+    with pytest.raises(
+        CombinerPlacementError,
+        match=r"Tools/Combiner: s3_trigger=True with the bucket Data/Imported of another stack "
+        r"\(Data\) that is imported, so its notifications cannot be set from here: put the "
+        r"combiner in the bucket's stack, or use the schedule alone \(s3_trigger=False\)",
+    ):
+        CoverageCombiner(cdk.Stack(app, "Tools"), "Combiner", bucket=imported, s3_trigger=True)

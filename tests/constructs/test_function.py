@@ -11,7 +11,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
-from coverage_cdk_constructs import CoverageBucket, CoverageLayer, InstrumentedFunction
+from coverage_cdk_constructs import (
+    CoverageBucket,
+    CoverageLayer,
+    InstrumentedFunction,
+    LayerArchitectureError,
+)
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE
 from tests.constructs.conftest import LAYER_ARN, code, imported_layer
 from tests.constructs.templates import logical_id, role_id, statements_for_role
@@ -199,9 +204,12 @@ def test_without_a_layer_one_per_stack_and_architecture_is_made(
 def test_a_layer_of_another_architecture_is_refused(layers_built: type[CoverageLayer]) -> None:
     stack = cdk.Stack(cdk.App(), "Mismatch")
     layer = layers_built(stack, "Layer", architecture=lambda_.Architecture.X86_64)
-    with pytest.raises(ValueError, match=r"Mismatch/F runs on arm64 but the layer Mismatch/Layer "
-                       r"is built for x86_64: use a CoverageLayer with "
-                       r"architecture=lambda_.Architecture.ARM_64"):  # fmt: skip
+    with pytest.raises(
+        LayerArchitectureError,
+        match=r"Mismatch/F runs on arm64 but the layer Mismatch/Layer is built for x86_64: pass "
+        r"layer=CoverageLayers\(x86_64=..., arm64=...\), CoverageLayers.published\(...\) or "
+        r"CoverageLayers.build\(...\) so that each function gets its architecture's layer",
+    ):
         InstrumentedFunction(
             stack, "F", bucket=CoverageBucket(stack, "Coverage"), layer=layer,
             architecture=lambda_.Architecture.ARM_64, runtime=lambda_.Runtime.PYTHON_3_12,

@@ -83,16 +83,36 @@ def test_props_architecture_runtimes_name_and_removal_policy(
     assert layer.bundle.fingerprint != layer_bundles["arm64"].fingerprint
 
 
-def test_a_function_on_a_runtime_the_layer_lacks_is_refused(
+def test_a_function_on_a_runtime_the_layer_lacks_stays_plain_with_a_warning(
     layer_bundles: dict[str, Bundle],
 ) -> None:
     stack = cdk.Stack(cdk.App(), "Lacking")
     layer = CoverageLayer(stack, "Layer", compatible_runtimes=[lambda_.Runtime.PYTHON_3_12])
-    with pytest.raises(RuntimeError, match="incompatible with this layer"):
-        InstrumentedFunction(
-            stack, "F", bucket=CoverageBucket(stack, "C"), layer=layer,
-            runtime=lambda_.Runtime.PYTHON_3_13, handler="app.handler", code=code(),
-        )  # fmt: skip
+    function = InstrumentedFunction(
+        stack,
+        "F",
+        bucket=CoverageBucket(stack, "C"),
+        layer=layer,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="app.handler",
+        code=code(),
+    )
+    assert not function.instrumented
+    properties = _layer_resource(stack, layer)  # synthesises: the layer is still there
+    assert properties["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    resource = assertions.Template.from_stack(stack).to_json()["Resources"][logical_id(function)]
+    assert resource["Properties"]["Handler"] == "app.handler"
+    assert "Layers" not in resource["Properties"]
+    assert "Environment" not in resource["Properties"]
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "/Lacking/F", assertions.Match.any_value()
+    )
+    assert [str(w.entry.data) for w in warnings] == [
+        "Lambda Coverage left Lacking/F uninstrumented: the coverage layer Lacking/Layer carries "
+        "python3.12, not python3.13. Add python3.13 to that layer's compatible_runtimes, or pass "
+        "coverage_enabled=False to make it a plain function "
+        "[ack: lambda-coverage:unsupported-python]"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -15,14 +15,11 @@ from constructs import Construct
 from coverage_cdk_constructs import (
     CoverageBucket,
     CoverageCombiner,
-    CoverageLayer,
+    CoverageInstrumentation,
+    CoverageLayers,
     InstrumentedFunction,
 )
-from coverage_cdk_constructs.nag import (
-    BASIC_EXECUTION_ROLE,
-    acknowledge,
-    acknowledge_coverage_findings,
-)
+from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
 
 FUNCTIONS_DIR: Final = Path(__file__).resolve().parent.parent / "functions"
 #: The newest Python the wrapper's tests run on here.
@@ -40,6 +37,9 @@ def function_code(folder: str) -> lambda_.Code:
 class ExamplesStack(cdk.Stack):
     """One function per usage pattern, a health check behind API Gateway, a scheduled combiner.
 
+    The patterns are InstrumentedFunctions; an existing arm64 function is
+    instrumented by the aspect, with the same layers (one per architecture).
+
     :param stage: ``prod``/``production`` turns coverage off for the
         advanced example (environment-based enabling). Default ``dev``.
     """
@@ -52,7 +52,8 @@ class ExamplesStack(cdk.Stack):
         self.bucket = CoverageBucket(
             self, "Coverage", removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=True
         )
-        self.layer = CoverageLayer(self, "CoverageLayer", compatible_runtimes=[RUNTIME])
+        # One layer per architecture, each built when a function needs it.
+        self.layers = CoverageLayers.build(self, "CoverageLayer")
 
         # 1. Zero code change: the handler is redirected to the wrapper.
         self.simple = self._function("Simple", "simple")
@@ -70,15 +71,32 @@ class ExamplesStack(cdk.Stack):
             "Advanced", "advanced", sample_rate=0.1,
             coverage_enabled=stage not in PRODUCTION_STAGES,
         )  # fmt: skip
-        # 6. The combiner, every hour.
+        # 6. A function as it already is (arm64, plain lambda_.Function): the
+        #    aspect below instruments it, and every other Python function that
+        #    is not an InstrumentedFunction.
+        self.existing = lambda_.Function(
+            self,
+            "Existing",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="app.handler",
+            code=function_code("simple"),
+        )
+        cdk.Aspects.of(self).add(
+            CoverageInstrumentation(bucket=self.bucket, layer=self.layers),
+            priority=cdk.AspectPriority.MUTATING,
+        )
+        # 7. The combiner, every hour (never instrumented).
         self.combiner = CoverageCombiner(
-            self, "Combiner", bucket=self.bucket,
+            self,
+            "Combiner",
+            bucket=self.bucket,
             schedule=events.Schedule.rate(cdk.Duration.hours(1)),
-        )  # fmt: skip
+        )
 
         cdk.CfnOutput(self, "CoverageBucketName", value=self.bucket.bucket.bucket_name)
         cdk.CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
-        acknowledge_coverage_findings(self)
+        # Lambda Coverage's own findings are acknowledged where it makes them.
         self._acknowledge_example_findings()
 
     def _function(
@@ -91,14 +109,21 @@ class ExamplesStack(cdk.Stack):
         coverage_enabled: bool = True,
     ) -> InstrumentedFunction:
         return InstrumentedFunction(
-            self, construct_id, bucket=self.bucket, layer=self.layer, runtime=RUNTIME,
+            self, construct_id, bucket=self.bucket, layer=self.layers, runtime=RUNTIME,
             handler="app.handler", code=function_code(folder), coverage_mode=coverage_mode,
             sample_rate=sample_rate, coverage_enabled=coverage_enabled,
         )  # fmt: skip
 
     def _acknowledge_example_findings(self) -> None:
         """cdk-nag findings this example accepts, each with its reason."""
-        functions = [self.simple, self.decorator, self.context_manager, self.health, self.advanced]
+        functions = [
+            self.simple,
+            self.decorator,
+            self.context_manager,
+            self.health,
+            self.advanced,
+            self.existing,
+        ]
         for function in functions:
             assert function.role is not None
             acknowledge(

@@ -1,4 +1,4 @@
-"""``TestStack``: the load test's functions as InstrumentedFunctions, on real AWS."""
+"""``TestStack``: the load test's functions instrumented by the aspect, on real AWS."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from constructs import Construct
 from coverage_cdk_constructs import (
     CoverageBucket,
     CoverageCombiner,
+    CoverageInstrumentation,
     CoverageLayer,
-    InstrumentedFunction,
 )
-from coverage_cdk_constructs.nag import (
-    BASIC_EXECUTION_ROLE,
-    acknowledge,
-    acknowledge_coverage_findings,
-)
+from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
 from test_stack.functions import CATALOGUE, LambdaFunction
 from test_stack.loadtest import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 
@@ -40,10 +36,12 @@ def construct_id(name: str) -> str:
 
 
 class TestStack(cdk.Stack):
-    """Every function of the load test's catalogue, zero-code instrumented.
+    """Every function of the load test's catalogue, zero-code instrumented by the aspect.
 
-    The bucket is emptied and deleted with the stack (a test stack); the
-    combiner merges on every upload and every 15 minutes.
+    The functions are plain ``lambda_.Function``s, as in a stack that
+    exists already; ``CoverageInstrumentation`` instruments them at
+    synthesis. The bucket is emptied and deleted with the stack (a test
+    stack); the combiner merges on every upload and every 15 minutes.
     """
 
     def __init__(self, scope: Construct, construct_id_: str, **props: object) -> None:
@@ -52,10 +50,10 @@ class TestStack(cdk.Stack):
             self, "Coverage", removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=True
         )
         self.layer = CoverageLayer(self, "CoverageLayer", compatible_runtimes=[RUNTIME])
-        self.functions: dict[str, InstrumentedFunction] = {}
+        self.functions: dict[str, lambda_.Function] = {}
         for name, function in CATALOGUE.items():
-            self.functions[name] = InstrumentedFunction(
-                self, construct_id(name), bucket=self.bucket, layer=self.layer, runtime=RUNTIME,
+            self.functions[name] = lambda_.Function(
+                self, construct_id(name), runtime=RUNTIME,
                 handler=function.handler, code=function_code(function),
                 environment=dict(function.environment), memory_size=function.memory_mb,
                 timeout=cdk.Duration.seconds(int(function.timeout)),
@@ -66,7 +64,14 @@ class TestStack(cdk.Stack):
             schedule=events.Schedule.rate(cdk.Duration.minutes(15)),
         )  # fmt: skip
         cdk.CfnOutput(self, BUCKET_OUTPUT, value=self.bucket.bucket.bucket_name)
-        acknowledge_coverage_findings(self)
+        # Every function is x86_64, so one layer serves them all (a function
+        # of another architecture would fail the synthesis, named).
+        cdk.Aspects.of(self).add(
+            CoverageInstrumentation(bucket=self.bucket, layer=self.layer),
+            priority=cdk.AspectPriority.MUTATING,
+        )
+        # Lambda Coverage's own findings (the aspect's policies, the combiner,
+        # the S3 trigger's notifications handler) are acknowledged where made.
         self._acknowledge_test_findings()
 
     def _acknowledge_test_findings(self) -> None:
@@ -86,16 +91,3 @@ class TestStack(cdk.Stack):
         acknowledge(self.bucket.bucket, "AwsSolutions-S1",
                     "Test stack: only its own functions write here, each to its own folder, "
                     "and the bucket is deleted with the stack")  # fmt: skip
-        # The S3 trigger's notification handler is aws-cdk-lib's own singleton.
-        handler = self.node.try_find_child(
-            "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
-        )
-        if handler is not None:
-            acknowledge(
-                handler,
-                f"AwsSolutions-IAM4[{BASIC_EXECUTION_ROLE}]",
-                "aws-cdk-lib's bucket-notifications handler: CloudWatch Logs only",
-            )
-            acknowledge(handler, "AwsSolutions-IAM5[Resource::*]",
-                        "aws-cdk-lib's bucket-notifications handler sets the notification "
-                        "configuration of the bucket it is given")  # fmt: skip

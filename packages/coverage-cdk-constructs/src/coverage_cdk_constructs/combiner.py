@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import AssetHashType, Duration
+from aws_cdk import AssetHashType, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -25,9 +26,19 @@ from coverage_cdk_constructs.environment import (
     ENV_S3_PREFIX,
     KEY_TEMPLATE,
 )
+from coverage_cdk_constructs.errors import CombinerPlacementError
 from coverage_cdk_constructs.instrument import exclude_from_coverage
 from coverage_cdk_constructs.lambda_platform import python_of_runtime
 from coverage_cdk_constructs.layer import python_runtime
+from coverage_cdk_constructs.nag import (
+    BASIC_EXECUTION_ROLE,
+    COMBINER_LOGS_REASON,
+    COMBINER_REASON,
+    NOTIFICATIONS_HANDLER_LOGS_REASON,
+    NOTIFICATIONS_HANDLER_REASON,
+    acknowledge,
+    acknowledge_wildcards,
+)
 from coverage_cdk_constructs.sources import combiner_spec
 
 #: The newest Python the combiner is tested on.
@@ -35,6 +46,10 @@ DEFAULT_COMBINER_PYTHON: Final = "3.13"
 DEFAULT_SCHEDULE: Final = events.Schedule.rate(Duration.hours(1))
 #: Only the wrapper's data files trigger a merge (not reports, not anything else).
 DATA_FILE_SUFFIX: Final = DATA_SUFFIX
+COMBINER_RUNTIME_REASON: Final = (
+    f"Lambda Coverage combiner: Python {DEFAULT_COMBINER_PYTHON} is the newest Python the "
+    "combiner is tested on"
+)
 
 
 class CoverageCombiner(Construct):
@@ -47,11 +62,17 @@ class CoverageCombiner(Construct):
     raw one (:class:`CoverageBucket` refuses that) and is not in the trigger's
     filter: it cannot trigger itself.
 
-    :param bucket: the :class:`CoverageBucket` (wrap an existing bucket with
-        ``CoverageBucket(self, "Coverage", bucket=...)``).
+    :param bucket: a :class:`CoverageBucket`, or any ``s3.IBucket`` (then the
+        default prefixes, ``coverage/`` and ``coverage-combined/``).
     :param schedule: when to combine everything. Default: every hour.
         ``None``: no schedule (then ``s3_trigger`` must be on).
-    :param s3_trigger: also merge every new data file as it lands. Default ``False``.
+    :param s3_trigger: also merge every new data file as it lands. Default
+        ``False``. In the bucket's stack through S3 notifications; in another
+        stack through EventBridge (the bucket's EventBridge notifications are
+        switched on, and a rule here matches its data files), so the stacks
+        do not depend on each other both ways. An imported bucket of another
+        stack cannot be switched: :class:`CombinerPlacementError` says where to put
+        the combiner.
     :param runtime: default Python 3.13.
     :param architecture: default ``ARM_64``.
     :param memory_size: MB; default 1024 (merging is CPU-bound, and CPU grows with memory).
@@ -63,8 +84,14 @@ class CoverageCombiner(Construct):
     :param coverage_versions: coverage.py release per Python version.
     :param cache_dir: where wheels and built zips are cached.
 
-    Attributes: ``function`` (the ``lambda_.Function``), ``rule`` (the
-    schedule's ``events.Rule`` or ``None``), ``bundle``.
+    Its cdk-nag findings by design (the grants' wildcards, the logging
+    policy, the runtime, and aws-cdk-lib's notifications handler) are
+    acknowledged with reasons.
+
+    Attributes: ``function`` (the ``lambda_.Function``), ``bucket`` (the
+    :class:`CoverageBucket`), ``rule`` (the schedule's ``events.Rule`` or
+    ``None``), ``upload_rule`` (the EventBridge rule of a cross-stack trigger
+    or ``None``), ``bundle``.
     """
 
     def __init__(
@@ -72,7 +99,7 @@ class CoverageCombiner(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        bucket: CoverageBucket,
+        bucket: CoverageBucket | s3.IBucket,
         schedule: events.Schedule | None = DEFAULT_SCHEDULE,
         s3_trigger: bool = False,
         runtime: lambda_.Runtime | None = None,
@@ -87,11 +114,9 @@ class CoverageCombiner(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if not isinstance(bucket, CoverageBucket):
-            raise TypeError(
-                f"{self.node.path}: bucket= must be a CoverageBucket (it knows the raw and "
-                "combined prefixes); wrap an existing bucket: CoverageBucket(self, 'Coverage', "
-                "bucket=existing)"
-            )
+            # The default prefixes, and the same grants as for a CoverageBucket.
+            bucket = CoverageBucket(self, "Bucket", bucket=bucket)
+        self.bucket = bucket
         if schedule is None and not s3_trigger:
             raise ValueError(
                 f"{self.node.path}: schedule=None and s3_trigger=False would never run the "
@@ -144,9 +169,77 @@ class CoverageCombiner(Construct):
                 description="Lambda Coverage: combine raw coverage data",
                 targets=[targets.LambdaFunction(self.function)],
             )
+        self.upload_rule: events.Rule | None = None
         if s3_trigger:
-            bucket.bucket.add_event_notification(
+            self._trigger_on_uploads(bucket)
+        acknowledge_combiner(self)
+
+    def _trigger_on_uploads(self, bucket: CoverageBucket) -> None:
+        target = bucket.bucket
+        if Stack.of(target).node.path == Stack.of(self).node.path:
+            target.add_event_notification(
                 s3.EventType.OBJECT_CREATED,
                 s3n.LambdaDestination(self.function),
                 s3.NotificationKeyFilter(prefix=bucket.raw_prefix, suffix=DATA_FILE_SUFFIX),
             )
+            _acknowledge_notifications_handler(Stack.of(self))
+            return
+        # S3 notifications to a function in another stack make each stack
+        # depend on the other (the bucket's configuration names the function,
+        # the function's permission names the bucket). EventBridge keeps the
+        # dependency one-way: the rule here names the bucket there.
+        if isinstance(target, s3.Bucket):
+            target.enable_event_bridge_notification()
+        else:
+            raise CombinerPlacementError(
+                f"{self.node.path}: s3_trigger=True with the bucket {target.node.path} of "
+                f"another stack ({Stack.of(target).node.path}) that is imported, so its "
+                "notifications cannot be set from here: put the combiner in the bucket's "
+                "stack, or use the schedule alone (s3_trigger=False)"
+            )
+        _acknowledge_notifications_handler(Stack.of(target))
+        self.upload_rule = events.Rule(
+            self,
+            "Uploads",
+            description="Lambda Coverage: merge each new data file",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [target.bucket_name]},
+                    "object": {
+                        "key": events.Match.wildcard(f"{bucket.raw_prefix}*{DATA_FILE_SUFFIX}")
+                    },
+                },
+            ),
+            targets=[targets.LambdaFunction(self.function)],
+        )
+
+
+def acknowledge_combiner(combiner: CoverageCombiner) -> list[str]:
+    """Acknowledge the combiner's by-design cdk-nag findings (its grants, logs, runtime)."""
+    role = combiner.function.role
+    if role is None:
+        return []
+    done: list[str] = []
+    policy = role.node.try_find_child("DefaultPolicy")
+    if isinstance(policy, iam.Policy):
+        done += acknowledge_wildcards(policy, policy.document, COMBINER_REASON)
+    done += acknowledge(role, f"AwsSolutions-IAM4[{BASIC_EXECUTION_ROLE}]", COMBINER_LOGS_REASON)
+    if combiner.function.runtime.name == f"python{DEFAULT_COMBINER_PYTHON}":
+        done += acknowledge(combiner.function, "AwsSolutions-L1", COMBINER_RUNTIME_REASON)
+    return done
+
+
+#: The construct ID of aws-cdk-lib's bucket-notifications handler in a stack.
+NOTIFICATIONS_HANDLER_ID: Final = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+
+def _acknowledge_notifications_handler(stack: Stack) -> None:
+    handler = stack.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
+    if handler is None:
+        return
+    acknowledge(
+        handler, f"AwsSolutions-IAM4[{BASIC_EXECUTION_ROLE}]", NOTIFICATIONS_HANDLER_LOGS_REASON
+    )
+    acknowledge(handler, "AwsSolutions-IAM5[Resource::*]", NOTIFICATIONS_HANDLER_REASON)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Final
 
 from aws_cdk import AssetHashType, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -11,7 +12,7 @@ from constructs import Construct
 
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
 from coverage_cdk_constructs.lambda_platform import SUPPORTED_PYTHONS, python_of_runtime
-from coverage_cdk_constructs.published import published_layer
+from coverage_cdk_constructs.published import PublishedCoverageLayer, published_layer
 from coverage_cdk_constructs.sources import layer_spec
 
 
@@ -112,19 +113,10 @@ class CoverageLayer(lambda_.LayerVersion):
         """The stack's own layer for ``architecture``, created on first use.
 
         This is the layer an :class:`InstrumentedFunction` or the aspect gets
-        when no ``layer=`` is given: one per stack and architecture.
+        when no ``layer=`` is given: one per stack and architecture, with
+        the construct ID ``LambdaCoverageLayerX8664`` or ``LambdaCoverageLayerArm64``.
         """
-        stack = Stack.of(scope)
-        construct_id = f"LambdaCoverageLayer{architecture.name.replace('_', '').title()}"
-        existing = stack.node.try_find_child(construct_id)
-        if existing is None:
-            return cls(stack, construct_id, architecture=architecture)
-        if not isinstance(existing, CoverageLayer):
-            raise TypeError(
-                f"{stack.node.path}/{construct_id} exists but is not a CoverageLayer: "
-                "rename that construct or pass layer= explicitly"
-            )
-        return existing
+        return find_or_create_layer(Stack.of(scope), STACK_LAYER_ID, architecture)
 
     @staticmethod
     def from_published(
@@ -135,14 +127,19 @@ class CoverageLayer(lambda_.LayerVersion):
         architecture: lambda_.Architecture = lambda_.Architecture.X86_64,
         region: str | None = None,
         account: str | None = None,
-    ) -> lambda_.ILayerVersion:
-        """The published layer instead of building it (see :mod:`.published`).
+        default_version: int | None = None,
+    ) -> PublishedCoverageLayer:
+        """The published layer of one architecture instead of building it (see :mod:`.published`).
+
+        It serves functions of ``architecture`` only (others are refused at
+        synth); :meth:`CoverageLayers.published` gives both.
 
         :param version: the layer version, or one per region (as in the
             publishing manifest) for stacks whose region is not known at synth.
-        :param architecture: which of the two published layers.
+        :param architecture: which of the two published layers. Default ``X86_64``.
         :param region: default: the stack's region (a token in env-agnostic stacks).
         :param account: the publisher's account. Default :data:`.published.PUBLISHER_ACCOUNT`.
+        :param default_version: with a table, the version for regions it does not list.
         """
         return published_layer(
             scope,
@@ -151,4 +148,30 @@ class CoverageLayer(lambda_.LayerVersion):
             architecture=architecture,
             region=region,
             account=account,
+            default_version=default_version,
         )
+
+
+#: The base construct ID of the layers made for a stack (``LambdaCoverageLayerArm64``).
+STACK_LAYER_ID: Final = "LambdaCoverageLayer"
+
+
+def architecture_suffix(architecture: lambda_.Architecture) -> str:
+    """``X8664`` or ``Arm64``: the end of a per-architecture layer's construct ID."""
+    return architecture.name.replace("_", "").title()
+
+
+def find_or_create_layer(
+    scope: Construct, base_id: str, architecture: lambda_.Architecture, **props: Any
+) -> CoverageLayer:
+    """``scope``'s ``CoverageLayer`` for ``architecture`` (ID ``{base_id}{suffix}``), made once."""
+    construct_id = base_id + architecture_suffix(architecture)
+    existing = scope.node.try_find_child(construct_id)
+    if existing is None:
+        return CoverageLayer(scope, construct_id, architecture=architecture, **props)
+    if not isinstance(existing, CoverageLayer):
+        raise TypeError(
+            f"{scope.node.path}/{construct_id} exists but is not a CoverageLayer: "
+            "rename that construct or pass layer= explicitly"
+        )
+    return existing
