@@ -42,26 +42,38 @@ def rolling(s3: S3Client, bucket: str, tmp_path: Path) -> tuple[dict[str, set[in
     return lines, contexts
 
 
-def test_newcomers_of_the_other_kind_never_replace_the_accumulated_data(
+def test_line_data_newcomers_join_the_accumulated_branch_data(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
     upload(
         s3, lambda_bucket, tmp_path, key(pid=1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 2)}}}
     )
     assert handler(created(key(pid=1)), None)["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
-    # Two line-data files outnumber the one rolling file of branch data.
+    # Two line-data files outnumber the one rolling file of branch data: no matter.
     upload(s3, lambda_bucket, tmp_path, key(pid=2), lines={"orders@1": {"app.py": {5}}})
-    upload(s3, lambda_bucket, tmp_path, key(pid=3), lines={"orders@1": {"app.py": {6}}})
+    upload(s3, lambda_bucket, tmp_path, key(pid=3), lines={"billing@1": {"bill.py": {6}}})
 
     result = handler(created(key(pid=2), key(pid=3)), None)
 
-    assert result["merged"] == []
-    assert [r["input"] for r in result["rejected"]] == [
+    assert result["merged"] == [
         f"s3://{lambda_bucket}/{key(pid=2)}",
         f"s3://{lambda_bucket}/{key(pid=3)}",
     ]
-    assert all(r["reason"].startswith("line data among") for r in result["rejected"])
-    assert rolling(s3, lambda_bucket, tmp_path) == ({"app.py": {1, 2}}, {"orders@1"})
+    assert result["rejected"] == []
+    assert rolling_arcs(s3, lambda_bucket, tmp_path) == {
+        "app.py": {(-1, 1), (1, 2), (-5, 5)},
+        "bill.py": {(-6, 6)},
+    }
+    assert rolling(s3, lambda_bucket, tmp_path) == (
+        {"app.py": {1, 2, 5}, "bill.py": {6}},
+        {"orders@1", "billing@1"},
+    )
+
+
+def rolling_arcs(s3: S3Client, bucket: str, tmp_path: Path) -> dict[str, set[tuple[int, int]]]:
+    local = tmp_path / "rolling-arcs.coverage"
+    local.write_bytes(s3.get_object(Bucket=bucket, Key=ROLLING)["Body"].read())
+    return read_data(local)[1]
 
 
 def test_an_object_gone_before_its_event_is_reported_and_the_rest_merges(
