@@ -5,9 +5,8 @@
 - ``lambda-coverage combine`` — the command line (:mod:`coverage_combiner.cli`);
 - :mod:`coverage_combiner.lambda_handler` — the Lambda entry point.
 
-The names below are imported on first use: a process that needs only a part
-of the package (a worker process of a parallel merge, the Lambda handler)
-does not pay for importing the rest.
+The API, outputs and remapping are imported on first use: a process that
+only merges (a worker process of a parallel merge) does not pay for them.
 """
 
 from __future__ import annotations
@@ -17,21 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.__about__ import __version__
 
+# Imported here, not on first use: ``combine`` is also the name of a submodule,
+# which, once imported, would shadow the function.
+from coverage_combiner.combine import CombineOptions, CombineResult, combine
+from coverage_combiner.errors import CombinerError, MissingSourceError, SourceError
+
 if TYPE_CHECKING:
     from coverage_combiner.api import combine_coverage_files
-    from coverage_combiner.combine import CombineOptions, CombineResult, combine
-    from coverage_combiner.errors import CombinerError, MissingSourceError, SourceError
     from coverage_combiner.outputs import DEFAULT_FORMATS, FORMATS, write_outputs
     from coverage_combiner.remap import PathRemapper
 
 _WHERE = {
     "combine_coverage_files": "api",
-    "CombineOptions": "combine",
-    "CombineResult": "combine",
-    "combine": "combine",
-    "CombinerError": "errors",
-    "MissingSourceError": "errors",
-    "SourceError": "errors",
     "DEFAULT_FORMATS": "outputs",
     "FORMATS": "outputs",
     "write_outputs": "outputs",

@@ -30,6 +30,7 @@ from coverage_combiner.reader import (
     DataFileReader,
     MeasuredFile,
     Rejected,
+    parse_arcs,
     read_data_file,
 )
 
@@ -97,9 +98,9 @@ class Merged:
 
 Key = tuple[str, str]
 
-#: Arc groups are parsed into sets once this many characters of distinct
-#: groups are waiting; until then a group seen again costs one set lookup.
-PENDING_CHARS = 4_000_000
+#: Arc groups already merged are remembered up to this many characters in all
+#: (then forgotten, and parsed again if seen again): memory stays bounded.
+KNOWN_GROUP_CHARS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,9 @@ class Merger:
     Each input is read by a :class:`~coverage_combiner.reader.DataFileReader`
     with one statement that lets SQLite group a file's arcs per context and
     file into one string. The same group recurs across thousands of
-    containers that ran the same code paths, so a group already seen costs a
-    set lookup; distinct groups are parsed in batches. Line bits are OR-ed as
-    integers. Byte-identical inputs are read once. :meth:`export` and
+    containers that ran the same code paths, so a group already merged costs
+    a set lookup; only new groups are parsed (and checked). Line bits are
+    OR-ed as integers. Byte-identical inputs are read once. :meth:`export` and
     :meth:`absorb` carry a union from process to process.
     """
 
@@ -133,8 +134,9 @@ class Merger:
         """``schema_version``: the data schema to accept (default: this coverage.py's)."""
         self._reader = DataFileReader(schema_version)
         self._arcs: dict[Key, set[Arc]] = {}
-        self._groups: dict[Key, set[str]] = {}
-        self._pending = 0
+        #: Arc groups merged already, per key: seen again, they cost one lookup.
+        self._known: dict[Key, set[str]] = {}
+        self._known_chars = 0
         self._lines: dict[Key, int] = {}
         self._merged: list[tuple[str, bytes | None]] = []
         # What became of each distinct content: merged (None) or the reason it
@@ -180,28 +182,24 @@ class Merger:
             self._add_contents(contents)
 
     def _add_contents(self, contents: Contents) -> None:
+        # Every new group is parsed (and so checked) before anything is merged:
+        # a rejected input contributes nothing.
+        new: list[tuple[Key, str, list[Arc]]] = []
         for context, path, group in contents.arcs:
             key = (context, path)
-            waiting = self._groups.get(key)
-            if waiting is None:
-                waiting = self._groups[key] = set()
-            if group not in waiting:
-                waiting.add(group)
-                self._pending += len(group)
+            known = self._known.get(key)
+            if known is None or group not in known:
+                new.append((key, group, parse_arcs(group)))
+        for key, group, arcs in new:
+            self._arcs.setdefault(key, set()).update(arcs)
+            self._known.setdefault(key, set()).add(group)
+            self._known_chars += len(group)
+        if self._known_chars > KNOWN_GROUP_CHARS:
+            self._known.clear()
+            self._known_chars = 0
         for context, path, numbits in contents.lines:
             key = (context, path)
             self._lines[key] = self._lines.get(key, 0) | int.from_bytes(numbits, "little")
-        if self._pending > PENDING_CHARS:
-            self._parse_groups()
-
-    def _parse_groups(self) -> None:
-        for key, groups in self._groups.items():
-            target = self._arcs.setdefault(key, set())
-            for group in groups:
-                numbers = iter(map(int, group.split()))
-                target.update(zip(numbers, numbers, strict=True))
-        self._groups.clear()
-        self._pending = 0
 
     def add(self, measured: MeasuredFile) -> None:
         """Merge data already read into Python (the slow path)."""
@@ -219,7 +217,6 @@ class Merger:
 
     def export(self) -> Partial:
         """This merger's union and inputs, for :meth:`absorb` in another process."""
-        self._parse_groups()
         return Partial(
             arcs={
                 key: array("q", itertools.chain.from_iterable(arcs)).tobytes()
@@ -244,7 +241,6 @@ class Merger:
         """The merged data: branch data if any input held arcs, else line data."""
         from coverage.numbits import numbits_to_nums
 
-        self._parse_groups()
         has_arcs = bool(self._arcs)
         line_contexts = {context for context, _ in self._lines} - {
             context for context, _ in self._arcs

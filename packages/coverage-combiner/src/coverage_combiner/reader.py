@@ -93,15 +93,9 @@ def _check_facts(facts: tuple[Any, ...]) -> None:
         raise Rejected("holds both line and branch data; a data file holds one or the other")
     # Line n is bit n % 8 of byte n // 8.
     if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
-        raise Rejected(
-            f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
-            "corrupt or not written by coverage.py"
-        )
+        raise Rejected(_BEYOND)
     if odd_arcs or odd_bits:
-        raise Rejected(
-            "records line numbers that are not integers, or line bits that are not a blob: "
-            "corrupt or not written by coverage.py"
-        )
+        raise Rejected(_NOT_NUMBERS)
 
 
 def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
@@ -132,6 +126,15 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
 #: expands to one Python int per line, so a small hostile file could otherwise
 #: claim a billion executed lines and exhaust memory.
 MAX_LINE = 1 << 20
+
+_BEYOND = (
+    f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
+    "corrupt or not written by coverage.py"
+)
+_NOT_NUMBERS = (
+    "records line numbers that are not integers, or line bits that are not a blob: "
+    "corrupt or not written by coverage.py"
+)
 
 
 #: The tables coverage.py's data schema has; the SQL read touches only these.
@@ -208,11 +211,12 @@ def _schema_version(db: sqlite3.Connection, schema: str = "main") -> object:
 class Contents:
     """The rows of one data file, read and checked, for a merge.
 
-    Each row is (context, measured path, data): for branch data the file's
-    arcs of that context and path as one string of numbers, ``"from to from
-    to ..."`` (one string per group, built by SQLite: far fewer Python
-    objects than one row per arc, and identical groups across inputs compare
-    as one string); for line data coverage.py's numbits blob.
+    Each row is (context, measured path, data). For branch data, data is the
+    arcs of that context and path as one string built by SQLite, the from
+    lines, a comma, the to lines (``"-1 1 2,1 2 -1"``): one Python object per
+    group instead of one per arc, and a group that recurs across inputs
+    compares as one string. Groups are checked when :func:`parse_arcs` first
+    reads them. For line data, data is coverage.py's numbits blob, checked.
     """
 
     arcs: list[tuple[str, str, str]]
@@ -220,18 +224,20 @@ class Contents:
 
 
 #: The whole read of one data file in one statement (its objects are checked
-#: first, apart). Tag 0 is the :data:`_FACTS` row; rows of the ``file`` and
-#: ``context`` tables and the arcs (grouped) and line bits follow. Rows whose
-#: file or context id names nothing are left out, as a join would.
-_ROWS = """
-union all select 1, id, path, null, null, null, null, null, null from file
-union all select 2, id, context, null, null, null, null, null, null from context
-union all select 3, file_id, context_id, group_concat(fromno || ' ' || tono, ' '),
-    null, null, null, null, null
+#: first, apart): the schema version and the has_arcs flag (tag 0), the rows
+#: of ``file`` (1) and ``context`` (2), the arcs grouped per file and context
+#: (3), the line bits (4). Values are checked in Python, row by row (the line
+#: bits) or group by group (:func:`parse_arcs`): checks in SQL would run for
+#: every arc of every input, which costs more than all of the rest of the read.
+_READ = """
+select 0, (select version from coverage_schema), (select value from meta where key = 'has_arcs'),
+    null
+union all select 1, id, path, null from file
+union all select 2, id, context, null from context
+union all select 3, file_id, context_id, group_concat(fromno, ' ') || ',' || group_concat(tono, ' ')
     from arc group by file_id, context_id
-union all select 4, file_id, context_id, numbits, null, null, null, null, null from line_bits
+union all select 4, file_id, context_id, numbits from line_bits
 """
-_READ = "select 0, " + _FACTS.format(schema="main") + _ROWS
 
 _MASTER = "select type, name, tbl_name, rootpage, sql from sqlite_master"
 
@@ -320,19 +326,19 @@ def _load(db: sqlite3.Connection, data: bytes) -> None:
 
 
 def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
-    """Check the facts, then turn the rows of :data:`_READ` into :class:`Contents`.
+    """Check the rows of :data:`_READ` and sort them out into :class:`Contents`.
 
     ``version`` is the schema version to check for (None: checked already).
     """
     # A compound select promises no order: sort the rows out by tag first.
-    facts: tuple[Any, ...] = ()
+    stored: object = None
     paths: dict[object, str] = {}
     contexts: dict[object, str] = {}
     grouped: list[tuple[Any, ...]] = []
     for row in rows:
         tag = row[0]
         if tag == 0:
-            facts = row[1:]
+            stored = row[1]
         elif tag == 1:
             paths[row[1]] = _text(row[2])
         elif tag == 2:
@@ -340,15 +346,41 @@ def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
         else:
             grouped.append(row)
     if version is not None:
-        _check_version(facts[0], version)
-    _check_facts(facts)
+        _check_version(stored, version)
+    tags = {row[0] for row in grouped}
+    if tags == {3, 4}:
+        raise Rejected("holds both line and branch data; a data file holds one or the other")
     arcs: list[tuple[str, str, str]] = []
     lines: list[tuple[str, str, bytes]] = []
-    for tag, file_id, context_id, data, *_ in grouped:
+    for tag, file_id, context_id, data in grouped:
+        _check_value(tag, data)
         path, context = paths.get(file_id), contexts.get(context_id)
         if path is not None and context is not None:
             (arcs if tag == 3 else lines).append((context, path, data))
     return Contents(arcs, lines)
+
+
+def _check_value(tag: int, data: object) -> None:
+    if not isinstance(data, str if tag == 3 else bytes):
+        raise Rejected(_NOT_NUMBERS)
+    # Line n is bit n % 8 of byte n // 8.
+    if tag == 4 and len(data) > MAX_LINE // 8 + 1:
+        raise Rejected(_BEYOND)
+
+
+def parse_arcs(group: str) -> list[Arc]:
+    """The arcs of one group of :class:`Contents`, checked; :class:`Rejected` if bad."""
+    starts, _, ends = group.partition(",")
+    try:
+        froms = [int(number) for number in starts.split()]
+        tos = [int(number) for number in ends.split()]
+    except ValueError:
+        raise Rejected(_NOT_NUMBERS) from None
+    if len(froms) != len(tos):
+        raise Rejected(_NOT_NUMBERS)
+    if max(map(abs, froms), default=0) > MAX_LINE or max(map(abs, tos), default=0) > MAX_LINE:
+        raise Rejected(_BEYOND)
+    return list(zip(froms, tos, strict=True))
 
 
 def _text(value: object) -> str:
