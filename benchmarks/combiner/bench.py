@@ -4,14 +4,18 @@ Run: ``make bench-combiner`` (or ``hatch run python benchmarks/combiner/bench.py
 
 1. Measures the test stack's main function (apps/test-stack/functions/main)
    in-process under coverage.py for every scenario, to get real arcs.
-2. Writes N data files as N different containers would: each holds the arcs
-   of a random subset of scenarios, in the wrapper's key layout, one
-   snapshot per container (so the combiner's newest-snapshot shortcut does
-   not apply: this is merge speed alone).
+2. Writes N data files as N different containers would, one snapshot per
+   container (so the combiner's newest-snapshot shortcut does not apply: this
+   is merge speed alone), in one of two shapes (``--shape``, both by default):
+   ``single``, one context per file, each the arcs of a random subset of
+   scenarios; ``contexts``, two to four ``function@version`` contexts per file
+   (four functions, two versions each, each function's files in a folder of
+   its own), each context the union of its own random subset of scenarios.
 3. Times, each in its own process, ``coverage combine --keep`` over a folder
    of the files and ``lambda-coverage combine`` over a folder of the same
    bytes, and ``lambda-coverage combine s3://...`` against moto's server on
-   127.0.0.1; reports wall time, the ratio, and peak RSS of each.
+   127.0.0.1; reports wall time, the ratio, and peak RSS of each, and checks
+   that the merged arcs and contexts are coverage.py's.
 """
 
 from __future__ import annotations
@@ -82,23 +86,41 @@ def scenario_arcs() -> list[dict[str, set[tuple[int, int]]]]:
     return found
 
 
-def generate(count: int, folder: Path, seed: int = 7) -> None:
-    """``count`` data files as many containers of one function would upload."""
+SHAPES = ("single", "contexts")
+FUNCTIONS = ("main", "orders", "billing", "search")
+
+
+def generate(count: int, folder: Path, shape: str = "single", seed: int = 7) -> None:
+    """``count`` data files as many containers would upload them, in ``shape``."""
     rng = random.Random(seed)
     arcs = scenario_arcs()
     folder.mkdir(parents=True)
-    for number in range(count):
-        chosen = rng.sample(arcs, k=rng.randint(1, min(6, len(arcs))))
+
+    def union() -> dict[str, set[tuple[int, int]]]:
         merged: dict[str, set[tuple[int, int]]] = {}
-        for files in chosen:
+        for files in rng.sample(arcs, k=rng.randint(1, min(6, len(arcs)))):
             for name, values in files.items():
                 merged.setdefault(name, set()).update(values)
+        return merged
+
+    every = [f"{function}@{version}" for function in FUNCTIONS for version in ("$LATEST", "12")]
+    for number in range(count):
+        if shape == "single":
+            contexts = {"main@$LATEST": union()}
+        else:
+            contexts = {}
+            for context in rng.sample(every, k=rng.randint(2, 4)):
+                function = context.partition("@")[0]
+                contexts[context] = {f"{function}/{n}": v for n, v in union().items()}
+        function = next(iter(contexts)).partition("@")[0]
         day = f"2026/11/{1 + number % 28:02d}"
-        path = folder / f"coverage/{day}/main/LATEST/{number:08x}-{1000 + number}-000001.coverage"
+        name = f"{number:08x}-{1000 + number}-000001.coverage"
+        path = folder / f"coverage/{day}/{function}/LATEST/{name}"
         path.parent.mkdir(parents=True, exist_ok=True)
         data = CoverageData(basename=str(path))
-        data.set_context("main@$LATEST")
-        data.add_arcs({name: sorted(values) for name, values in merged.items()})
+        for context, files in contexts.items():
+            data.set_context(context)
+            data.add_arcs({name: sorted(values) for name, values in files.items()})
         data.write()
 
 
@@ -112,13 +134,14 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, fl
     return measured
 
 
-def bench(count: int, work: Path) -> dict[str, dict[str, float]]:
+def bench(count: int, work: Path, shape: str, *, s3: bool = True) -> dict[str, dict[str, float]]:
+    work = work / shape
     source = work / f"files-{count}"
-    generate(count, source)
+    generate(count, source, shape)
     files = sorted(source.rglob("*.coverage"))
     # coverage combine takes `<data file>.*` from a folder: same bytes, its naming.
     theirs = work / f"theirs-{count}"
-    theirs.mkdir()
+    theirs.mkdir(parents=True)
     for number, path in enumerate(files):
         shutil.copyfile(path, theirs / f".coverage.{number}")
     results = {
@@ -128,15 +151,16 @@ def bench(count: int, work: Path) -> dict[str, dict[str, float]]:
         ),
         "lambda-coverage (folder)": timed(
             [sys.executable, "-m", "coverage_combiner.cli", "combine", str(source),
-             "-o", str(work / f"ours-{count}"), "--format", "data", "-q"]
+             "-o", str(work / f"ours-{count}"), "--format", "data", "-q", "--version", "all"]
         ),
     }  # fmt: skip
-    results["lambda-coverage (S3, moto)"] = _bench_s3(files, source, work, count)
+    if s3:
+        results["lambda-coverage (S3, moto)"] = _bench_s3(files, source, work, count)
     # A faster merge is worth nothing if it merges differently: same arcs, same contexts.
     expected = _merged_arcs(theirs / ".coverage")
     if not expected:
         raise SystemExit("coverage combine merged nothing: the generated files are empty")
-    for name in (f"ours-{count}", f"ours-s3-{count}"):
+    for name in (f"ours-{count}", f"ours-s3-{count}")[: 2 if s3 else 1]:
         if _merged_arcs(work / name / ".coverage") != expected:
             raise SystemExit(f"{name}: the merged arcs differ from coverage combine's")
     return results
@@ -163,7 +187,7 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
 
     with moto_s3_server() as url:
         client = s3_client(url)
-        bucket = f"bench-{count}"
+        bucket = f"bench-{count}-{work.name}"
         client.create_bucket(Bucket=bucket)
         for path in files:
             client.put_object(
@@ -172,7 +196,8 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
         env = {**os.environ, **s3_environment(url)}
         return timed(
             [sys.executable, "-m", "coverage_combiner.cli", "combine", f"s3://{bucket}/coverage/",
-             "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16"],
+             "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16",
+             "--version", "all"],
             env=env,
         )  # fmt: skip
 
@@ -180,26 +205,29 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, nargs="+", default=[2000])
+    parser.add_argument("--shape", choices=SHAPES, action="append", help="default: both")
+    parser.add_argument("--no-s3", action="store_true", help="leave out the S3 (moto) row")
     args = parser.parse_args(argv)
     print(f"Python {sys.version.split()[0]}, coverage {coverage.__version__}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-combiner-") as tmp:
-        for count in args.files:
-            results = bench(count, Path(tmp))
-            base = results["coverage combine"]["seconds"]
-            print(f"\n{count} data files")
-            print("| tool | seconds | vs coverage combine | peak RSS MiB |")
-            print("| --- | ---: | ---: | ---: |")
-            for name, figures in results.items():
-                ratio = base / figures["seconds"]
-                relative = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
-                if name == "coverage combine":
-                    relative = "baseline"
-                print(
-                    f"| {name} | {figures['seconds']:.2f} | {relative} "
-                    f"| {figures['peak_rss_mib']:.0f} |"
-                )
-            print("merged arcs and contexts identical to coverage combine's: yes")
+        for shape in args.shape or SHAPES:
+            for count in args.files:
+                results = bench(count, Path(tmp), shape, s3=not args.no_s3)
+                base = results["coverage combine"]["seconds"]
+                print(f"\n{count} data files, shape {shape}")
+                print("| tool | seconds | vs coverage combine | peak RSS MiB |")
+                print("| --- | ---: | ---: | ---: |")
+                for name, figures in results.items():
+                    ratio = base / figures["seconds"]
+                    relative = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+                    if name == "coverage combine":
+                        relative = "baseline"
+                    print(
+                        f"| {name} | {figures['seconds']:.2f} | {relative} "
+                        f"| {figures['peak_rss_mib']:.0f} |"
+                    )
+                print("merged arcs and contexts identical to coverage combine's: yes", flush=True)
     return 0
 
 

@@ -154,8 +154,6 @@ def test_bad_inputs_are_reported_skipped_and_left_alone(
         "other.coverage": "not a coverage.py data file: no coverage_schema table",
         "old-schema.coverage": "written by another coverage.py (data schema 6; this combiner reads "
         "schema 7): combine it with a matching coverage.py",
-        "lines.coverage": "line data among 2 files of branch data; coverage.py cannot mix them: "
-        "measure every function with the same COVERAGE_BRANCH_COVERAGE",
         "view.coverage": "not a plain coverage.py data file: it defines views or triggers (arc), "
         "which coverage.py never writes",
         "trigger.coverage": "not a plain coverage.py data file: it defines views or triggers (t), "
@@ -165,6 +163,8 @@ def test_bad_inputs_are_reported_skipped_and_left_alone(
     }
     assert reasons["truncated.coverage"].startswith(("truncated or corrupt", "cannot be opened"))
     assert summary["inputs"]["skipped_not_data"] == 1
+    # Line data among branch data is merged, not rejected (see test_mixed_kinds.py).
+    assert summary["inputs"]["merged"] == 3
     assert summary["totals"]["percent_covered"] == 100.0  # the good ones still merged
     assert digest(inputs) == before  # nothing deleted or modified
 

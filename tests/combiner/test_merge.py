@@ -168,11 +168,11 @@ def test_data_read_into_python_merges_like_bytes(tmp_path: Path) -> None:
     for path in (first, second):
         fast.add_bytes(path.name, path.read_bytes())
         slow.add(read_data_file(path.name, path.read_bytes()))
-    assert fast.result()[0].lines == slow.result()[0].lines == {("f@1", "a.py"): {1, 2, 9}}
+    assert fast.result().lines == slow.result().lines == {("f@1", "a.py"): {1, 2, 9}}
     arcs = write_data(tmp_path / "c.coverage", arcs={"f@1": {"a.py": {(-1, 1), (1, -1)}}})
     slow_arcs = Merger()
     slow_arcs.add(read_data_file(arcs.name, arcs.read_bytes()))
-    assert slow_arcs.result()[0].arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}
+    assert slow_arcs.result().arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}
 
 
 def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> None:

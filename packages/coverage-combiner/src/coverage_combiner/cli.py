@@ -22,6 +22,7 @@ from coverage_combiner.outputs import (
     parse_formats,
     write_outputs,
 )
+from coverage_combiner.parallel import available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
@@ -147,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs", type=_positive, default=8, help="parallel fetches (default: %(default)s)"
     )
     run.add_argument(
+        "--processes",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="processes that fetch and merge, this one included "
+        f"(default: the CPUs this process may use, {available_cpus()} here)",
+    )
+    run.add_argument(
         "--max-bytes",
         type=_positive,
         default=DEFAULT_MAX_BYTES,
@@ -261,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 since=args.since,
                 until=args.until,
                 jobs=args.jobs,
+                processes=args.processes,
                 max_bytes=args.max_bytes,
                 newest_snapshot_only=not args.all_snapshots,
                 exclude_prefix=_output_key_prefix(args.output),

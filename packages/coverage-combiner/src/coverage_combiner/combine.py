@@ -8,20 +8,18 @@ put the two together.
 from __future__ import annotations
 
 import functools
-import itertools
 import sys
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
-from coverage_combiner.errors import NoDataError, SourceError
+from coverage_combiner.errors import NoDataError
 from coverage_combiner.keys import check_run_id, key_of
-from coverage_combiner.merge import Merged, Merger, VersionChoice, select_versions, version_order
-from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
-from coverage_combiner.sources import Input, fetch_bytes, list_source
+from coverage_combiner.merge import Merged, VersionChoice, select_versions, version_order
+from coverage_combiner.parallel import available_cpus, merge_inputs
+from coverage_combiner.reader import DEFAULT_MAX_BYTES
+from coverage_combiner.sources import Input, list_source
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
 if TYPE_CHECKING:
@@ -59,6 +57,10 @@ class CombineOptions:
     exclude_prefix: str | None = None
     #: Files under this local folder are outputs of a combiner, never inputs.
     exclude_folder: str | None = None
+    #: Processes that fetch and merge, this one included (default: the CPUs this
+    #: process may use). Few inputs, or a platform that cannot start processes,
+    #: use one.
+    processes: int | None = None
     #: Finding no data is an error (:class:`NoDataError`) unless this is set: a
     #: CI gate pointed at the wrong prefix must not pass on an empty report.
     allow_empty: bool = False
@@ -121,37 +123,21 @@ def combine(
         skipped.extend(listing.skipped)
         probes += listing.probes
     chosen, superseded = _choose(inputs, options)
-    merger = Merger()
-    rejected: list[tuple[str, str]] = []
-    fetched = itertools.count(1)
-
-    def fetch(item: Input) -> tuple[Input, bytes | Rejected]:
-        # Only the fetching is parallel: the merge itself runs in SQLite, in order.
-        try:
-            if item.size > options.max_bytes:
-                return item, Rejected(
-                    f"{item.size} bytes is over the size cap of {options.max_bytes} (--max-bytes)"
-                )
-            return item, fetch_bytes(item)
-        except SourceError as exc:
-            return item, Rejected(str(exc))
-        finally:
-            # itertools.count is atomic under the GIL: no lock for the counter.
-            report("fetching", next(fetched), len(chosen))
-
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        for done, (item, outcome) in enumerate(_bounded_map(pool, fetch, chosen, options.jobs), 1):
-            try:
-                if isinstance(outcome, Rejected):
-                    raise outcome
-                merger.add_bytes(item.name, outcome, max_bytes=options.max_bytes)
-            except Rejected as exc:
-                rejected.append((item.name, str(exc)))
-            report("merging", done, len(chosen))
-    merged, mixed = merger.result()
-    duplicates = merger.duplicates
-    merger.close()
-    rejected.extend(mixed)
+    merger, rejected = merge_inputs(
+        chosen,
+        jobs=options.jobs,
+        max_bytes=options.max_bytes,
+        processes=options.processes or available_cpus(),
+        report=report,
+        # Other processes fetch with boto3's own configuration, not with a client passed here.
+        portable=s3 is None,
+    )
+    try:
+        merged = merger.result()
+        duplicates = merger.duplicates
+    finally:
+        merger.close()
+    merged.inputs.sort()
     if options.function is not None:
         merged = _only_function(merged, options.function)
     merged, versions = select_versions(merged, options.version)
@@ -222,25 +208,6 @@ def _listed(report: Progress, before: int, listed: int) -> None:
     report("listing", before + listed, 0)
 
 
-def _bounded_map(
-    pool: ThreadPoolExecutor, work: Callable[[T], R], items: Sequence[T], jobs: int
-) -> Iterator[R]:
-    """``pool.map`` that keeps at most a few results per worker in memory at once.
-
-    ``Executor.map`` submits everything up front, so with thousands of inputs
-    every fetched file would sit in memory before it is merged.
-    """
-    window: deque[Future[R]] = deque()
-    pending = iter(items)
-    for item in itertools.islice(pending, max(1, jobs) * 4):
-        window.append(pool.submit(work, item))
-    while window:
-        result = window.popleft().result()
-        for item in itertools.islice(pending, 1):
-            window.append(pool.submit(work, item))
-        yield result
-
-
 def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:
     """Apply the key-level filters; keep the newest snapshot per process. Count the rest.
 
@@ -286,7 +253,11 @@ def _outside(day: date | None, options: CombineOptions) -> bool:
 def _only_function(merged: Merged, function: str) -> Merged:
     from coverage_combiner.merge import split_context
 
-    result = Merged(has_arcs=merged.has_arcs, inputs=list(merged.inputs))
+    result = Merged(
+        has_arcs=merged.has_arcs,
+        inputs=list(merged.inputs),
+        line_contexts={c for c in merged.line_contexts if split_context(c)[0] == function},
+    )
     result.lines = {k: v for k, v in merged.lines.items() if split_context(k[0])[0] == function}
     result.arcs = {k: v for k, v in merged.arcs.items() if split_context(k[0])[0] == function}
     return result

@@ -151,11 +151,22 @@ def merge_into_rolling(
             new_data[f"s3://{bucket}/{key}"] = _fetch_new(client, bucket, key)
         except Rejected as exc:
             unfetched.append({"input": f"s3://{bucket}/{key}", "reason": str(exc)})
+    if not new_data:
+        return {"merged": [], "ignored": ignored, "rejected": unfetched, "attempts": 0}
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1:
             # Writers that lost the same race must not all come back at once.
             time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
         body, condition, rejected = _merge_with_current(client, bucket, rolling_key, new_data)
+        if body is None:
+            # Nothing new merged: the rolling file stays as it is, or stays absent
+            # (an empty one would be a file that holds no data yet claims a kind).
+            return {
+                "merged": [],
+                "ignored": ignored,
+                "rejected": unfetched + rejected,
+                "attempts": 0,
+            }
         if before_write is not None:
             before_write()
         try:
@@ -202,11 +213,14 @@ def _fetch_new(client: Any, bucket: str, key: str) -> bytes:
 
 def _merge_with_current(
     client: Any, bucket: str, rolling_key: str, new_data: dict[str, bytes]
-) -> tuple[bytes, dict[str, str], list[dict[str, str]]]:
+) -> tuple[bytes | None, dict[str, str], list[dict[str, str]]]:
     """Read the rolling file, merge the new data into it.
 
-    Returns the new bytes, the write condition that makes the write lose
-    against any update since this read, and the inputs refused with why.
+    Returns the new bytes (None when no new input could be merged: nothing
+    to write), the write condition that makes the write lose against any
+    update since this read, and the inputs refused with why. The kind of the
+    result (line or branch data) is decided by the data alone, never by the
+    rolling file's kind: see :mod:`coverage_combiner.merge`.
     """
     rolling_name = f"s3://{bucket}/{rolling_key}"
     merger = Merger()
@@ -232,10 +246,11 @@ def _merge_with_current(
                 merger.add_bytes(name, data)
             except Rejected as exc:
                 rejected.append({"input": name, "reason": str(exc)})
-        merged, mixed = merger.result(anchor=rolling_name)
+        merged = merger.result()
     finally:
         merger.close()
-    rejected += [{"input": name, "reason": reason} for name, reason in mixed]
+    if len(rejected) == len(new_data):
+        return None, condition, rejected
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / "combined.coverage"
         write_data_file(merged, path, None)

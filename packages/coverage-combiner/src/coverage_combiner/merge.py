@@ -2,27 +2,35 @@
 
 Merging is streaming: each file's data is added as it arrives and dropped,
 so memory grows with the size of the code measured, not with the number of
-data files. Line data and branch data cannot be mixed (coverage.py refuses
-to); both are collected apart and, at the end, the kind most inputs have
-wins and the inputs of the other kind are reported as rejected.
+data files.
+
+Line data and branch data merge together. If any input holds branch data
+(arc rows), the result is branch data, and each executed line ``n`` of a
+line-only input enters as the arc ``(-n, n)``: coverage.py derives executed
+lines from arcs, so every such line counts as executed, while the branches of
+code measured only line by line count as not taken. If no input holds
+branch data, the result is line data. Inputs with no rows never decide the
+kind. :attr:`Merged.line_contexts` names the contexts whose data came only
+from line-only inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import sqlite3
+from array import array
 from dataclasses import dataclass, field
-
-from coverage.numbits import numbits_to_nums, nums_to_numbits, register_sqlite_functions
 
 from coverage_combiner.reader import (
     DEFAULT_MAX_BYTES,
     Arc,
+    Contents,
+    DataFileReader,
     MeasuredFile,
     Rejected,
-    check_bytes,
-    describe_schema,
+    parse_arcs,
     read_data_file,
 )
 
@@ -54,6 +62,10 @@ class Merged:
     lines: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     arcs: dict[tuple[str, str], set[Arc]] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
+    #: Contexts whose data came only from line-only inputs: in branch data,
+    #: code measured without branches (its lines entered as ``(-n, n)`` arcs);
+    #: in line data, every context.
+    line_contexts: set[str] = field(default_factory=set)
 
     def contexts(self) -> set[str]:
         """Every context present."""
@@ -84,167 +96,169 @@ class Merged:
         return result
 
 
-_ACCUMULATOR = """
-create table file (id integer primary key, path text unique);
-create table context (id integer primary key, context text unique);
-create table arc (
-    file_id integer, context_id integer, fromno integer, tono integer,
-    unique (file_id, context_id, fromno, tono)
-);
-create table line_bits (
-    file_id integer, context_id integer, numbits blob, unique (file_id, context_id)
-);
-"""
+Key = tuple[str, str]
 
-# Input ids become ours by joining on the path and the context text.
-_MERGE_FILES = "insert or ignore into main.file (path) select path from input.file"
-_MERGE_CONTEXTS = "insert or ignore into main.context (context) select context from input.context"
-_MERGE_ARCS = """
-insert or ignore into main.arc (file_id, context_id, fromno, tono)
-select f.id, c.id, a.fromno, a.tono
-from input.arc a
-join input.file fi on fi.id = a.file_id join main.file f on f.path = fi.path
-join input.context ci on ci.id = a.context_id join main.context c on c.context = ci.context
-"""
-_MERGE_LINES = """
-insert into main.line_bits (file_id, context_id, numbits)
-select f.id, c.id, l.numbits
-from input.line_bits l
-join input.file fi on fi.id = l.file_id join main.file f on f.path = fi.path
-join input.context ci on ci.id = l.context_id join main.context c on c.context = ci.context
-where true
-on conflict (file_id, context_id) do update set numbits = numbits_union(numbits, excluded.numbits)
-"""
+#: Arc groups already merged are remembered up to this many characters in all
+#: (then forgotten, and parsed again if seen again): memory stays bounded.
+KNOWN_GROUP_CHARS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Some inputs' union, compact enough to send from one process to another.
+
+    ``arcs`` holds each key's arcs as the bytes of an ``array("q")`` of
+    from, to pairs; ``lines`` each key's executed lines as a bit set (bit n
+    is line n, the integer coverage.py's numbits spell little-endian);
+    ``merged`` the (name, content digest) of every input merged.
+    """
+
+    arcs: dict[Key, bytes]
+    lines: dict[Key, int]
+    merged: list[tuple[str, bytes | None]]
 
 
 class Merger:
-    """Accumulates inputs in an in-memory SQLite database; SQLite does the union.
+    """Validates inputs one by one and accumulates their union in Python sets.
 
-    Each input's bytes are loaded into an attached in-memory schema and
-    merged with ``insert ... select``: the per-line work happens in SQLite's
-    C code, not in Python, which is what makes this faster than reading
-    each file through coverage.py. :meth:`result` picks the data kind most
-    inputs have and applies nothing else.
+    Each input is read by a :class:`~coverage_combiner.reader.DataFileReader`
+    with one statement that lets SQLite group a file's arcs per context and
+    file into one string. The same group recurs across thousands of
+    containers that ran the same code paths, so a group already merged costs
+    a set lookup; only new groups are parsed (and checked). Line bits are
+    OR-ed as integers. Byte-identical inputs are read once. :meth:`export` and
+    :meth:`absorb` carry a union from process to process.
     """
 
-    def __init__(self) -> None:
-        self._db = sqlite3.connect(":memory:")
-        # Functions are never called from the schema of a file being read.
-        self._db.execute("pragma trusted_schema = off")
-        register_sqlite_functions(self._db)
-        self._db.executescript(_ACCUMULATOR)
-        self._db.execute("attach database ':memory:' as input")
-        self._inputs: dict[bool, list[str]] = {True: [], False: []}
-        # What became of each distinct content: its kind (branch data or not),
-        # or why it was rejected. coverage.py writes nothing that varies between
-        # runs into a data file, so containers that ran the same code paths
-        # upload identical bytes, and merging them again would change nothing.
-        self._seen: dict[bytes, bool | str] = {}
-        #: Inputs whose bytes equal an earlier input's: not merged again.
-        self.duplicates = 0
+    def __init__(self, *, schema_version: int | None = None) -> None:
+        """``schema_version``: the data schema to accept (default: this coverage.py's)."""
+        self._reader = DataFileReader(schema_version)
+        self._arcs: dict[Key, set[Arc]] = {}
+        #: Arc groups merged already, per key: seen again, they cost one lookup.
+        self._known: dict[Key, set[str]] = {}
+        self._known_chars = 0
+        self._lines: dict[Key, int] = {}
+        self._merged: list[tuple[str, bytes | None]] = []
+        # What became of each distinct content: merged (None) or the reason it
+        # was rejected. coverage.py writes nothing that varies between runs
+        # into a data file, so containers that ran the same code paths upload
+        # identical bytes, and merging them again would change nothing.
+        self._seen: dict[bytes, str | None] = {}
+
+    @property
+    def duplicates(self) -> int:
+        """Inputs whose bytes equal an earlier input's (merged once)."""
+        digests = [digest for _, digest in self._merged if digest is not None]
+        return len(digests) - len(set(digests))
+
+    @property
+    def inputs(self) -> list[str]:
+        """The inputs merged so far, in the order they were added."""
+        return [name for name, _ in self._merged]
 
     def add_bytes(self, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """Validate one untrusted data file and merge it; raise :class:`Rejected` if not."""
-        digest = hashlib.blake2b(data, digest_size=16).digest()
-        seen = self._seen.get(digest)
-        if isinstance(seen, bool):
-            self.duplicates += 1
-            self._inputs[seen].append(name)
-            return
-        if isinstance(seen, str):
-            raise Rejected(seen)
-        try:
-            self._seen[digest] = self._add_new_bytes(name, data, max_bytes)
-        except Rejected as exc:
-            self._seen[digest] = str(exc)
-            raise
+        digest = hashlib.sha256(data).digest()
+        if digest in self._seen:
+            reason = self._seen[digest]
+            if reason is not None:
+                raise Rejected(reason)
+        else:
+            try:
+                self._add_new_bytes(name, data, max_bytes)
+            except Rejected as exc:
+                self._seen[digest] = str(exc)
+                raise
+            self._seen[digest] = None
+        self._merged.append((name, digest))
 
-    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int) -> bool:
-        check_bytes(data, max_bytes)
+    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int) -> None:
         try:
-            self._db.deserialize(data, name="input")
-        except sqlite3.Error as exc:
-            raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
-        try:
-            has_arcs = describe_schema(self._db, "input")
-            with self._db:
-                self._db.execute(_MERGE_FILES)
-                self._db.execute(_MERGE_CONTEXTS)
-                self._db.execute(_MERGE_ARCS if has_arcs else _MERGE_LINES)
+            contents = self._reader.read(data, max_bytes)
         except sqlite3.OperationalError:
             # Same schema number, unexpected layout: let coverage.py read it.
-            measured = read_data_file(name, data, max_bytes=max_bytes)
-            self.add(measured)
-            return measured.has_arcs
-        except sqlite3.DatabaseError as exc:
-            raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
-        self._inputs[has_arcs].append(name)
-        return has_arcs
+            self._add_measured(read_data_file(name, data, max_bytes=max_bytes))
+        else:
+            self._add_contents(contents)
+
+    def _add_contents(self, contents: Contents) -> None:
+        # Every new group is parsed (and so checked) before anything is merged:
+        # a rejected input contributes nothing.
+        new: list[tuple[Key, str, list[Arc]]] = []
+        for context, path, group in contents.arcs:
+            key = (context, path)
+            known = self._known.get(key)
+            if known is None or group not in known:
+                new.append((key, group, parse_arcs(group)))
+        for key, group, arcs in new:
+            self._arcs.setdefault(key, set()).update(arcs)
+            self._known.setdefault(key, set()).add(group)
+            self._known_chars += len(group)
+        if self._known_chars > KNOWN_GROUP_CHARS:
+            self._known.clear()
+            self._known_chars = 0
+        for context, path, numbits in contents.lines:
+            key = (context, path)
+            self._lines[key] = self._lines.get(key, 0) | int.from_bytes(numbits, "little")
 
     def add(self, measured: MeasuredFile) -> None:
         """Merge data already read into Python (the slow path)."""
-        with self._db:
-            for context, path in {*measured.lines, *measured.arcs}:
-                self._db.execute("insert or ignore into main.file (path) values (?)", (path,))
-                self._db.execute(
-                    "insert or ignore into main.context (context) values (?)", (context,)
-                )
-            for (context, path), arcs in measured.arcs.items():
-                ids = self._ids(context, path)
-                self._db.executemany(
-                    "insert or ignore into main.arc values (?, ?, ?, ?)",
-                    [(*ids, a, b) for a, b in arcs],
-                )
-            for (context, path), lines in measured.lines.items():
-                self._db.execute(
-                    "insert into main.line_bits values (?, ?, ?) on conflict (file_id, context_id) "
-                    "do update set numbits = numbits_union(numbits, excluded.numbits)",
-                    (*self._ids(context, path), nums_to_numbits(lines)),
-                )
-        self._inputs[measured.has_arcs].append(measured.name)
+        self._add_measured(measured)
+        self._merged.append((measured.name, None))
 
-    def _ids(self, context: str, path: str) -> tuple[int, int]:
-        file_id = self._db.execute("select id from main.file where path = ?", (path,)).fetchone()[0]
-        context_id = self._db.execute(
-            "select id from main.context where context = ?", (context,)
-        ).fetchone()[0]
-        return int(file_id), int(context_id)
+    def _add_measured(self, measured: MeasuredFile) -> None:
+        from coverage.numbits import nums_to_numbits
 
-    def result(self, *, anchor: str | None = None) -> tuple[Merged, list[tuple[str, str]]]:
-        """The merged data of the majority kind, and the (input, reason) of the rest.
+        for key, arcs in measured.arcs.items():
+            self._arcs.setdefault(key, set()).update(arcs)
+        for key, lines in measured.lines.items():
+            bits = int.from_bytes(nums_to_numbits(lines), "little")
+            self._lines[key] = self._lines.get(key, 0) | bits
 
-        When the input named ``anchor`` was merged, its kind wins instead of the
-        majority: an accumulated file must never be dropped for a few newcomers.
-        """
-        arcs_inputs, lines_inputs = self._inputs[True], self._inputs[False]
-        has_arcs = len(arcs_inputs) >= len(lines_inputs)
-        if anchor is not None and anchor in arcs_inputs + lines_inputs:
-            has_arcs = anchor in arcs_inputs
-        keep, drop = (arcs_inputs, lines_inputs) if has_arcs else (lines_inputs, arcs_inputs)
-        merged = Merged(has_arcs=has_arcs, inputs=list(keep))
-        if has_arcs:
-            for context, path, fromno, tono in self._db.execute(
-                "select c.context, f.path, a.fromno, a.tono from main.arc a "
-                "join main.file f on f.id = a.file_id join main.context c on c.id = a.context_id"
-            ):
-                merged.arcs.setdefault((context, path), set()).add((fromno, tono))
-        else:
-            for context, path, numbits in self._db.execute(
-                "select c.context, f.path, l.numbits from main.line_bits l "
-                "join main.file f on f.id = l.file_id join main.context c on c.id = l.context_id"
-            ):
-                merged.lines.setdefault((context, path), set()).update(numbits_to_nums(numbits))
-        kind = "branch" if has_arcs else "line"
-        other = "line" if has_arcs else "branch"
-        reason = (
-            f"{other} data among {len(keep)} files of {kind} data; coverage.py cannot "
-            f"mix them: measure every function with the same COVERAGE_BRANCH_COVERAGE"
+    def export(self) -> Partial:
+        """This merger's union and inputs, for :meth:`absorb` in another process."""
+        return Partial(
+            arcs={
+                key: array("q", itertools.chain.from_iterable(arcs)).tobytes()
+                for key, arcs in self._arcs.items()
+            },
+            lines=dict(self._lines),
+            merged=list(self._merged),
         )
-        return merged, [(name, reason) for name in drop]
+
+    def absorb(self, partial: Partial) -> None:
+        """Merge the union another merger exported (its inputs count as merged here)."""
+        for key, raw in partial.arcs.items():
+            numbers = array("q")
+            numbers.frombytes(raw)
+            pairs = iter(numbers)
+            self._arcs.setdefault(key, set()).update(zip(pairs, pairs, strict=True))
+        for key, bits in partial.lines.items():
+            self._lines[key] = self._lines.get(key, 0) | bits
+        self._merged.extend(partial.merged)
+
+    def result(self) -> Merged:
+        """The merged data: branch data if any input held arcs, else line data."""
+        from coverage.numbits import numbits_to_nums
+
+        has_arcs = bool(self._arcs)
+        line_contexts = {context for context, _ in self._lines} - {
+            context for context, _ in self._arcs
+        }
+        merged = Merged(has_arcs=has_arcs, inputs=self.inputs, line_contexts=line_contexts)
+        for key, bits in self._lines.items():
+            lines = numbits_to_nums(bits.to_bytes((bits.bit_length() + 7) // 8, "little"))
+            if has_arcs:
+                merged.arcs[key] = {(-line, line) for line in lines}
+            else:
+                merged.lines[key] = set(lines)
+        for key, arcs in self._arcs.items():
+            merged.arcs.setdefault(key, set()).update(arcs)
+        return merged
 
     def close(self) -> None:
-        """Free the accumulator."""
-        self._db.close()
+        """Free the reader's database."""
+        self._reader.close()
 
 
 @dataclass(frozen=True)
@@ -280,7 +294,11 @@ def select_versions(merged: Merged, version: str = "latest") -> tuple[Merged, Ve
         for context in merged.contexts()
         if (parts := split_context(context))[1] is None or parts[1] in kept.get(parts[0], [])
     }
-    result = Merged(has_arcs=merged.has_arcs, inputs=list(merged.inputs))
+    result = Merged(
+        has_arcs=merged.has_arcs,
+        inputs=list(merged.inputs),
+        line_contexts=merged.line_contexts & keep_contexts,
+    )
     result.lines = {k: v for k, v in merged.lines.items() if k[0] in keep_contexts}
     result.arcs = {k: v for k, v in merged.arcs.items() if k[0] in keep_contexts}
     return result, VersionChoice(kept=kept, dropped=dropped)

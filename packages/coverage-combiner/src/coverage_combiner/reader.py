@@ -10,15 +10,14 @@ coverage.py's public API reads the same private copy instead.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from coverage.numbits import numbits_to_nums
-from coverage.sqldata import SCHEMA_VERSION
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -55,15 +54,20 @@ def check_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         raise Rejected("not a coverage.py data file: not an SQLite database")
 
 
-#: Everything else the merge needs to know, in one statement (it runs once per
-#: input, so the number of statements is a large part of the cost of an input).
+#: Everything the merge needs to know besides the rows, in one row: the schema
+#: version, whether branch data is claimed and held, line data held, the widest
+#: line bits and the highest arc line (the caps), and values of the wrong type
+#: (a data file holds integer line numbers and blob line bits, nothing else).
 _FACTS = """
-select
+    (select version from {schema}.coverage_schema),
     (select value from {schema}.meta where key = 'has_arcs'),
     exists (select 1 from {schema}.arc),
     exists (select 1 from {schema}.line_bits),
     (select max(length(numbits)) from {schema}.line_bits),
-    (select max(max(abs(fromno), abs(tono))) from {schema}.arc)
+    (select max(max(abs(fromno), abs(tono))) from {schema}.arc),
+    (select count(*) from {schema}.arc
+        where typeof(fromno) != 'integer' or typeof(tono) != 'integer'),
+    (select count(*) from {schema}.line_bits where typeof(numbits) != 'blob')
 """
 
 
@@ -76,16 +80,22 @@ def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
     """
     # The schema name is ours ("main" or "input"), never from the input.
     _check_objects(db, schema)
-    has_arcs, arcs, lines, widest, highest = db.execute(_FACTS.format(schema=schema)).fetchone()
+    facts = db.execute("select " + _FACTS.format(schema=schema)).fetchone()
+    _check_facts(facts)
+    has_arcs, arcs = facts[1], facts[2]
+    return bool(arcs) or has_arcs in ("1", "true", "True")
+
+
+def _check_facts(facts: tuple[Any, ...]) -> None:
+    """Refuse what a data file's facts (a :data:`_FACTS` row) show to be unmergeable."""
+    _, _, arcs, lines, widest, highest, odd_arcs, odd_bits = facts
     if arcs and lines:
         raise Rejected("holds both line and branch data; a data file holds one or the other")
     # Line n is bit n % 8 of byte n // 8.
     if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
-        raise Rejected(
-            f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
-            "corrupt or not written by coverage.py"
-        )
-    return bool(arcs) or has_arcs in ("1", "true", "True")
+        raise Rejected(_BEYOND)
+    if odd_arcs or odd_bits:
+        raise Rejected(_NOT_NUMBERS)
 
 
 def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
@@ -117,6 +127,15 @@ def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
 #: claim a billion executed lines and exhaust memory.
 MAX_LINE = 1 << 20
 
+_BEYOND = (
+    f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
+    "corrupt or not written by coverage.py"
+)
+_NOT_NUMBERS = (
+    "records line numbers that are not integers, or line bits that are not a blob: "
+    "corrupt or not written by coverage.py"
+)
+
 
 #: The tables coverage.py's data schema has; the SQL read touches only these.
 _TABLES = ("coverage_schema", "meta", "file", "context", "line_bits", "arc")
@@ -125,13 +144,25 @@ _TABLES = ("coverage_schema", "meta", "file", "context", "line_bits", "arc")
 def _check_objects(db: sqlite3.Connection, schema: str) -> None:
     """Refuse files whose read would run SQL of the file's own, then check the schema.
 
-    coverage.py never writes views or triggers; a table swapped for a view
-    would run the view's query inside the merge. Only ``sqlite_master`` is
-    read until that is known.
+    Only ``sqlite_master`` is read until that is known.
     """
     found = dict(
         db.execute(f"select name, type from {schema}.sqlite_master").fetchall()  # noqa: S608
     )
+    _check_layout(found, lambda: _schema_version(db, schema))
+
+
+def _check_layout(
+    found: dict[str, str], version: Callable[[], object], expected: int | None = None
+) -> None:
+    """Check the objects a file defines (name → type, from ``sqlite_master``).
+
+    coverage.py never writes views or triggers; a table swapped for a view
+    would run the view's query inside the merge. ``version`` reads the stored
+    schema version; it is called only once ``coverage_schema`` is known to be
+    a table. ``expected`` is the schema version to accept (default: this
+    coverage.py's).
+    """
     foreign = sorted(name for name, kind in found.items() if kind in ("view", "trigger"))
     if foreign:
         raise Rejected(
@@ -140,18 +171,34 @@ def _check_objects(db: sqlite3.Connection, schema: str) -> None:
         )
     if found.get("coverage_schema") != "table":
         raise Rejected("not a coverage.py data file: no coverage_schema table")
-    version = _schema_version(db, schema)
-    if version != SCHEMA_VERSION:
-        raise Rejected(
-            f"written by another coverage.py (data schema {version}; this combiner reads "
-            f"schema {SCHEMA_VERSION}): combine it with a matching coverage.py"
-        )
+    expected = schema_version() if expected is None else expected
+    _check_version(version(), expected)
     missing = [name for name in _TABLES if found.get(name) != "table"]
     if missing:
         raise Rejected(
             f"not a coverage.py data file: no {', '.join(missing)} table(s) "
-            f"(schema {SCHEMA_VERSION} has {', '.join(_TABLES)})"
+            f"(schema {expected} has {', '.join(_TABLES)})"
         )
+
+
+def _check_version(version: object, expected: int) -> None:
+    if version != expected:
+        raise Rejected(
+            f"written by another coverage.py (data schema {version}; this combiner reads "
+            f"schema {expected}): combine it with a matching coverage.py"
+        )
+
+
+@functools.cache
+def schema_version() -> int:
+    """The data schema version of the installed coverage.py, the only one read.
+
+    Imported on first use: importing coverage.py costs tens of milliseconds,
+    which a process that only reads data files need not pay at import time.
+    """
+    from coverage.sqldata import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
 
 
 def _schema_version(db: sqlite3.Connection, schema: str = "main") -> object:
@@ -160,7 +207,194 @@ def _schema_version(db: sqlite3.Connection, schema: str = "main") -> object:
     return row[0] if row else None
 
 
+@dataclass(slots=True)
+class Contents:
+    """The rows of one data file, read and checked, for a merge.
+
+    Each row is (context, measured path, data). For branch data, data is the
+    arcs of that context and path as one string built by SQLite, the from
+    lines, a comma, the to lines (``"-1 1 2,1 2 -1"``): one Python object per
+    group instead of one per arc, and a group that recurs across inputs
+    compares as one string. Groups are checked when :func:`parse_arcs` first
+    reads them. For line data, data is coverage.py's numbits blob, checked.
+    """
+
+    arcs: list[tuple[str, str, str]]
+    lines: list[tuple[str, str, bytes]]
+
+
+#: The whole read of one data file in one statement (its objects are checked
+#: first, apart): the schema version and the has_arcs flag (tag 0), the rows
+#: of ``file`` (1) and ``context`` (2), the arcs grouped per file and context
+#: (3), the line bits (4). Values are checked in Python, row by row (the line
+#: bits) or group by group (:func:`parse_arcs`): checks in SQL would run for
+#: every arc of every input, which costs more than all of the rest of the read.
+_READ = """
+select 0, (select version from coverage_schema), (select value from meta where key = 'has_arcs'),
+    null
+union all select 1, id, path, null from file
+union all select 2, id, context, null from context
+union all select 3, file_id, context_id, group_concat(fromno, ' ') || ',' || group_concat(tono, ' ')
+    from arc group by file_id, context_id
+union all select 4, file_id, context_id, numbits from line_bits
+"""
+
+_MASTER = "select type, name, tbl_name, rootpage, sql from sqlite_master"
+
+
+class DataFileReader:
+    """Reads data files one after another, each into a private in-memory database.
+
+    SQLite keeps a connection's parsed schema across ``deserialize`` when the
+    new file's schema cookie is the same, and goes on reading tables at the
+    root pages of the file it was parsed from: a file could make every later
+    file be read wrongly. So a connection is only ever reused for a file whose
+    header and ``sqlite_master`` rows are identical to those of the file its
+    schema was parsed from (then the parse would be identical too); any other
+    file gets a new connection. Thousands of files written by one coverage.py
+    share one layout, so each is read with two prepared statements and no
+    schema parse.
+    """
+
+    def __init__(self, schema_version: int | None = None) -> None:
+        #: The data schema version read (given by a process that knows it
+        #: already, or this coverage.py's, looked up at the first file).
+        self._expected = schema_version
+        self._db: sqlite3.Connection | None = None
+        #: (header fields, sqlite_master rows) of the file the schema was parsed from.
+        self._layout: tuple[bytes, list[Any]] | None = None
+
+    def read(self, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Contents:
+        """Check and read one data file; raise :class:`Rejected` with the reason.
+
+        Raises :class:`sqlite3.OperationalError` when the file has the objects
+        and schema version of a data file but a layout the SQL cannot read.
+        """
+        check_bytes(data, max_bytes)
+        # Page size and format bytes, then schema cookie, schema format, text
+        # encoding, user version and the rest of what a schema parse reads.
+        header = data[16:24] + data[40:72]
+        try:
+            if self._layout is not None and self._layout[0] == header:
+                db = self._connection()
+                _load(db, data)
+                if db.execute(_MASTER).fetchall() == self._layout[1]:
+                    return _contents(db.execute(_READ).fetchall(), self._version())
+            return self._read_new_layout(data, header)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
+
+    def _read_new_layout(self, data: bytes, header: bytes) -> Contents:
+        self.close()
+        db = self._connection()
+        _load(db, data)
+        master = db.execute(_MASTER).fetchall()
+        found = {name: kind for kind, name, *_ in master}
+        _check_layout(found, lambda: _schema_version(db), self._version())
+        contents = _contents(db.execute(_READ).fetchall(), None)
+        # Only now is the parsed schema known to be this file's, and good.
+        self._layout = (header, master)
+        return contents
+
+    def _version(self) -> int:
+        if self._expected is None:
+            self._expected = schema_version()
+        return self._expected
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(":memory:")
+            # Functions are never called from the schema of a file being read.
+            self._db.execute("pragma trusted_schema = off")
+        return self._db
+
+    def close(self) -> None:
+        """Free the connection (the next read opens a new one)."""
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+        self._layout = None
+
+
+def _load(db: sqlite3.Connection, data: bytes) -> None:
+    try:
+        db.deserialize(data)
+    except sqlite3.Error as exc:
+        raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
+
+
+def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
+    """Check the rows of :data:`_READ` and sort them out into :class:`Contents`.
+
+    ``version`` is the schema version to check for (None: checked already).
+    """
+    # A compound select promises no order: sort the rows out by tag first.
+    stored: object = None
+    paths: dict[object, str] = {}
+    contexts: dict[object, str] = {}
+    grouped: list[tuple[Any, ...]] = []
+    for row in rows:
+        tag = row[0]
+        if tag == 0:
+            stored = row[1]
+        elif tag == 1:
+            paths[row[1]] = _text(row[2])
+        elif tag == 2:
+            contexts[row[1]] = _text(row[2])
+        else:
+            grouped.append(row)
+    if version is not None:
+        _check_version(stored, version)
+    tags = {row[0] for row in grouped}
+    if tags == {3, 4}:
+        raise Rejected("holds both line and branch data; a data file holds one or the other")
+    arcs: list[tuple[str, str, str]] = []
+    lines: list[tuple[str, str, bytes]] = []
+    for tag, file_id, context_id, data in grouped:
+        _check_value(tag, data)
+        path, context = paths.get(file_id), contexts.get(context_id)
+        if path is not None and context is not None:
+            (arcs if tag == 3 else lines).append((context, path, data))
+    return Contents(arcs, lines)
+
+
+def _check_value(tag: int, data: object) -> None:
+    if not isinstance(data, str if tag == 3 else bytes):
+        raise Rejected(_NOT_NUMBERS)
+    # Line n is bit n % 8 of byte n // 8.
+    if tag == 4 and len(data) > MAX_LINE // 8 + 1:
+        raise Rejected(_BEYOND)
+
+
+def parse_arcs(group: str) -> list[Arc]:
+    """The arcs of one group of :class:`Contents`, checked; :class:`Rejected` if bad."""
+    starts, _, ends = group.partition(",")
+    try:
+        froms = [int(number) for number in starts.split()]
+        tos = [int(number) for number in ends.split()]
+    except ValueError:
+        raise Rejected(_NOT_NUMBERS) from None
+    if len(froms) != len(tos):
+        raise Rejected(_NOT_NUMBERS)
+    if max(map(abs, froms), default=0) > MAX_LINE or max(map(abs, tos), default=0) > MAX_LINE:
+        raise Rejected(_BEYOND)
+    return list(zip(froms, tos, strict=True))
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise Rejected(
+            f"records a path or context that is not text ({value!r:.40}): "
+            "corrupt or not written by coverage.py"
+        )
+    return value
+
+
 def _read_sql(name: str, db: sqlite3.Connection, has_arcs: bool) -> MeasuredFile:
+    from coverage.numbits import numbits_to_nums
+
     paths = dict(db.execute("select id, path from file").fetchall())
     contexts = dict(db.execute("select id, context from context").fetchall())
     measured = MeasuredFile(name=name, has_arcs=has_arcs)
