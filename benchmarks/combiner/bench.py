@@ -109,9 +109,10 @@ def generate(count: int, folder: Path, shape: str = "single", seed: int = 7) -> 
             contexts = {"main@$LATEST": union()}
         else:
             contexts = {}
+            # Every function's paths are relative to its own task root, as on
+            # Lambda: the functions share file names (calculator/app.py).
             for context in rng.sample(every, k=rng.randint(2, 4)):
-                function = context.partition("@")[0]
-                contexts[context] = {f"{function}/{n}": v for n, v in union().items()}
+                contexts[context] = union()
         function = next(iter(contexts)).partition("@")[0]
         day = f"2026/11/{1 + number % 28:02d}"
         name = f"{number:08x}-{1000 + number}-000001.coverage"
@@ -124,9 +125,14 @@ def generate(count: int, folder: Path, shape: str = "single", seed: int = 7) -> 
         data.write()
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
     result = subprocess.run(
-        [sys.executable, "-c", _RUN, *command], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", _RUN, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
@@ -144,37 +150,50 @@ def bench(count: int, work: Path, shape: str, *, s3: bool = True) -> dict[str, d
     theirs.mkdir(parents=True)
     for number, path in enumerate(files):
         shutil.copyfile(path, theirs / f".coverage.{number}")
+    # Both tools run in a folder of their own, where no function's source is.
     results = {
         "coverage combine": timed(
             [sys.executable, "-m", "coverage", "combine", "--keep", "-q",
-             f"--data-file={theirs / '.coverage'}", str(theirs)]
+             f"--data-file={theirs / '.coverage'}", str(theirs)],
+            work,
         ),
         "lambda-coverage (folder)": timed(
             [sys.executable, "-m", "coverage_combiner.cli", "combine", str(source),
-             "-o", str(work / f"ours-{count}"), "--format", "data", "-q", "--version", "all"]
+             "-o", str(work / f"ours-{count}"), "--format", "data", "-q", "--version", "all"],
+            work,
         ),
     }  # fmt: skip
     if s3:
         results["lambda-coverage (S3, moto)"] = _bench_s3(files, source, work, count)
     # A faster merge is worth nothing if it merges differently: same arcs, same contexts.
-    expected = _merged_arcs(theirs / ".coverage")
+    expected = _merged_arcs(theirs / ".coverage", work)
     if not expected:
         raise SystemExit("coverage combine merged nothing: the generated files are empty")
     for name in (f"ours-{count}", f"ours-s3-{count}")[: 2 if s3 else 1]:
-        if _merged_arcs(work / name / ".coverage") != expected:
+        if _merged_arcs(work / name / ".coverage", work) != expected:
             raise SystemExit(f"{name}: the merged arcs differ from coverage combine's")
     return results
 
 
-def _merged_arcs(path: Path) -> dict[tuple[str, str], set[tuple[int, int]]]:
-    """Arcs per (context, file), files relative to the folder the tools ran in."""
+def _merged_arcs(path: Path, ran_in: Path) -> dict[tuple[str, str], set[tuple[int, int]]]:
+    """Arcs per (context, measured path).
+
+    Paths are taken relative to the folder the tools ran in; the combiner keeps
+    each function's files apart under ``FUNCTION/`` there (no source is found),
+    which is taken off to compare with the paths as measured.
+    """
     data = CoverageData(basename=str(path))
     data.read()
     found: dict[tuple[str, str], set[tuple[int, int]]] = {}
+    several = len({c.partition("@")[0] for c in data.measured_contexts()}) > 1
     for context in data.measured_contexts():
         data.set_query_contexts([f"^{context.replace('$', '[$]')}$"])
+        apart = f"{context.partition('@')[0]}/" if several else ""
         for name in data.measured_files():
-            relative = os.path.relpath(name) if os.path.isabs(name) else name
+            relative = os.path.relpath(name, ran_in) if os.path.isabs(name) else name
+            if os.path.isabs(name) and not relative.startswith(apart):
+                continue  # another function's file
+            relative = relative.removeprefix(apart)
             arcs = set(data.arcs(name) or ())
             if arcs:
                 found[(context, relative)] = arcs
@@ -198,6 +217,7 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
             [sys.executable, "-m", "coverage_combiner.cli", "combine", f"s3://{bucket}/coverage/",
              "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16",
              "--version", "all"],
+            work,
             env=env,
         )  # fmt: skip
 

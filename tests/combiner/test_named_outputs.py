@@ -13,6 +13,7 @@ import pytest
 from coverage_combiner import combine_coverage_files
 from coverage_combiner.cli import EXIT_OK, main
 from coverage_combiner.errors import NoDataError
+from coverage_combiner.reader import COMBINED_OUTPUT
 from tests.combiner.conftest import key, read_data
 from tests.combiner.test_s3_and_lambda import put_data
 
@@ -62,6 +63,30 @@ def test_daily_reports_never_overwrite_each_other(
         body = s3.get_object(Bucket=bucket, Key=f"coverage/daily/{day}.coverage")["Body"].read()
         data.write_bytes(body)
         assert read_data(data)[0] == {os.path.abspath("app.py"): {line}}
+
+
+def test_reports_under_the_data_prefix_are_never_read_back_as_inputs(
+    s3: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    """The seed's two examples in one bucket: daily reports under ``coverage/daily/``, then
+    everything under ``coverage/`` combined into ``coverage/combined/daily-report.json``."""
+    for pid, day in ((1, "2026/11/24"), (2, "2026/11/25")):
+        put_data(
+            s3, bucket, tmp_path, key(day=day, pid=pid), lines={"orders@$LATEST": {"a.py": {1}}}
+        )
+    daily_coverage_report(bucket, datetime(2026, 11, 25, 6))
+    daily_coverage_report(bucket, datetime(2026, 11, 26, 6))
+    for _ in range(2):  # the second run finds the first one's outputs too
+        result = combine_coverage_files(
+            bucket_name=bucket,
+            prefix="coverage/",
+            output_key="coverage/combined/daily-report.json",
+        )
+        assert result["inputs"]["merged"] == 2
+        assert result["inputs"]["rejected"] == [
+            {"input": f"s3://{bucket}/coverage/daily/{day}.coverage", "reason": COMBINED_OUTPUT}
+            for day in ("2026-11-24", "2026-11-25")
+        ]
 
 
 def test_a_day_without_data_is_an_error_and_writes_nothing(s3: S3Client, bucket: str) -> None:

@@ -233,7 +233,7 @@ def _merge_with_current(
         else:
             condition = {"IfMatch": current["ETag"]}
             try:
-                merger.add_bytes(rolling_name, current["Body"].read())
+                merger.add_bytes(rolling_name, current["Body"].read(), combined_ok=True)
             except Rejected as exc:
                 # Writing over it would drop everything merged so far: stop and say so.
                 raise RuntimeError(

@@ -24,6 +24,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from coverage_combiner.reader import (
+    COMBINED_OUTPUT,
     DEFAULT_MAX_BYTES,
     Arc,
     Contents,
@@ -156,8 +157,19 @@ class Merger:
         """The inputs merged so far, in the order they were added."""
         return [name for name, _ in self._merged]
 
-    def add_bytes(self, name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        """Validate one untrusted data file and merge it; raise :class:`Rejected` if not."""
+    def add_bytes(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        combined_ok: bool = False,
+    ) -> None:
+        """Validate one untrusted data file and merge it; raise :class:`Rejected` if not.
+
+        A data file that a combine wrote is refused unless ``combined_ok`` (the
+        rolling file of the incremental merge is one, read back on purpose).
+        """
         digest = hashlib.sha256(data).digest()
         if digest in self._seen:
             reason = self._seen[digest]
@@ -165,20 +177,22 @@ class Merger:
                 raise Rejected(reason)
         else:
             try:
-                self._add_new_bytes(name, data, max_bytes)
+                self._add_new_bytes(name, data, max_bytes, combined_ok)
             except Rejected as exc:
                 self._seen[digest] = str(exc)
                 raise
             self._seen[digest] = None
         self._merged.append((name, digest))
 
-    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int) -> None:
+    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int, combined_ok: bool) -> None:
         try:
             contents = self._reader.read(data, max_bytes)
         except sqlite3.OperationalError:
             # Same schema number, unexpected layout: let coverage.py read it.
             self._add_measured(read_data_file(name, data, max_bytes=max_bytes))
         else:
+            if contents.combined and not combined_ok:
+                raise Rejected(COMBINED_OUTPUT)
             self._add_contents(contents)
 
     def _add_contents(self, contents: Contents) -> None:

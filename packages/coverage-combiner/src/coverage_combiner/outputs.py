@@ -25,6 +25,7 @@ from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
 from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, split_context
+from coverage_combiner.reader import COMBINED_MARKER
 from coverage_combiner.remap import PathRemapper
 from coverage_combiner.summary import build_summary, render_markdown
 
@@ -43,9 +44,6 @@ FILE_NAMES = {
     "html": "html",
     "markdown": "coverage-summary.md",
 }
-#: Marks a data file that a combine wrote: found among the inputs of a later
-#: combine, it is left out (its paths are this machine's, not the functions').
-COMBINED_MARKER = "lambda_coverage_combined"
 
 
 def output_names(stem: str | None = None) -> dict[str, str]:
@@ -216,7 +214,9 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> N
 
 
 def _mark_combined(path: Path) -> None:
-    # coverage.py's meta table holds key/value rows and ignores keys it does not know.
+    # coverage.py's meta table holds key/value rows and ignores keys it does not
+    # know. Found among the inputs of a later combine, a marked file is left out:
+    # its paths are this machine's, not the functions'.
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(
             "insert or replace into meta (key, value) values (?, ?)", (COMBINED_MARKER, __version__)

@@ -221,6 +221,17 @@ class Contents:
 
     arcs: list[tuple[str, str, str]]
     lines: list[tuple[str, str, bytes]]
+    #: Written by a combine (it carries :data:`COMBINED_MARKER`), not by a function.
+    combined: bool = False
+
+
+#: The key in coverage.py's ``meta`` table that marks a data file a combine wrote.
+COMBINED_MARKER = "lambda_coverage_combined"
+#: Why such a file found among the inputs is left out.
+COMBINED_OUTPUT = (
+    "a data file written by lambda-coverage combine, not by a function: outputs are never "
+    "read back as inputs (keep reports out of the folder the data is combined from)"
+)
 
 
 #: The whole read of one data file in one statement (its objects are checked
@@ -231,7 +242,7 @@ class Contents:
 #: every arc of every input, which costs more than all of the rest of the read.
 _READ = """
 select 0, (select version from coverage_schema), (select value from meta where key = 'has_arcs'),
-    null
+    (select value from meta where key = 'lambda_coverage_combined')
 union all select 1, id, path, null from file
 union all select 2, id, context, null from context
 union all select 3, file_id, context_id, group_concat(fromno, ' ') || ',' || group_concat(tono, ' ')
@@ -332,6 +343,7 @@ def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
     """
     # A compound select promises no order: sort the rows out by tag first.
     stored: object = None
+    combined = False
     paths: dict[object, str] = {}
     contexts: dict[object, str] = {}
     grouped: list[tuple[Any, ...]] = []
@@ -339,6 +351,7 @@ def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
         tag = row[0]
         if tag == 0:
             stored = row[1]
+            combined = row[3] is not None
         elif tag == 1:
             paths[row[1]] = _text(row[2])
         elif tag == 2:
@@ -357,7 +370,7 @@ def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
         path, context = paths.get(file_id), contexts.get(context_id)
         if path is not None and context is not None:
             (arcs if tag == 3 else lines).append((context, path, data))
-    return Contents(arcs, lines)
+    return Contents(arcs, lines, combined)
 
 
 def _check_value(tag: int, data: object) -> None:

@@ -36,6 +36,9 @@ from coverage_wrapper.keys import key_segment
 TASK_ROOT = "/var/task/"
 #: How deep below a source root function folders are looked for.
 SEARCH_DEPTH = 4
+#: How deep below the working folder, when no source root was given: it may
+#: be anything (a home folder), so only its own folders are looked at.
+IMPLICIT_SEARCH_DEPTH = 1
 #: Folders never searched: build output, dependencies, caches.
 SKIPPED_FOLDERS = frozenset(
     {"node_modules", "cdk.out", "site-packages", "__pycache__", "venv", "dist"}
@@ -115,7 +118,7 @@ class PathRemapper:
         if not wanted:
             return self
         base = self.root or "."
-        tree = _tree(base)
+        tree = _tree(base, SEARCH_DEPTH if self.root else IMPLICIT_SEARCH_DEPTH)
         roots = dict(self.function_roots)
         unresolved = dict(self.unresolved)
         for function, files in sorted(wanted.items()):
@@ -160,8 +163,9 @@ def _normalised(name: str) -> str:
 class _Tree:
     """The folders under a source root and whether a file exists below one of them."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, depth: int = SEARCH_DEPTH) -> None:
         self.base = base
+        self.depth = depth
         self._folders: list[str] | None = None
         self._holding: dict[str, list[str]] = {}
 
@@ -184,7 +188,7 @@ class _Tree:
             folder, depth = pending.popleft()
             seen += 1
             yield folder
-            if depth == SEARCH_DEPTH:
+            if depth == self.depth:
                 continue
             try:
                 with os.scandir(folder) as entries:
@@ -207,8 +211,8 @@ class _Tree:
 class _ZipTree(_Tree):
     """The folders inside a deployment zip (coverage.py reads source from inside one)."""
 
-    def __init__(self, base: str) -> None:
-        super().__init__(base)
+    def __init__(self, base: str, depth: int = SEARCH_DEPTH) -> None:
+        super().__init__(base, depth)
         try:
             with zipfile.ZipFile(base) as bundle:
                 self._names = frozenset(bundle.namelist())
@@ -220,7 +224,7 @@ class _ZipTree(_Tree):
             "/".join(parts[:depth])
             for name in self._names
             if (parts := name.split("/")[:-1])
-            for depth in range(1, min(len(parts), SEARCH_DEPTH) + 1)
+            for depth in range(1, min(len(parts), self.depth) + 1)
         }
         yield self.base
         for folder in sorted(inner, key=lambda f: (f.count("/"), f)):
@@ -232,8 +236,10 @@ class _ZipTree(_Tree):
         return (f"{inner}/{relative}" if inner else relative) in self._names
 
 
-def _tree(base: str) -> _Tree:
-    return _ZipTree(base) if base.endswith(".zip") and os.path.isfile(base) else _Tree(base)
+def _tree(base: str, depth: int) -> _Tree:
+    if base.endswith(".zip") and os.path.isfile(base):
+        return _ZipTree(base, depth)
+    return _Tree(base, depth)
 
 
 def _find_folder(tree: _Tree, function: str, files: list[str]) -> tuple[str | None, str]:
