@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -98,3 +99,34 @@ def test_version_choice_keeps_line_contexts_of_the_versions_kept(tmp_path: Path)
     assert every.line_contexts == {"orders@1", "billing@1"}
     assert only_billing.line_contexts == {"billing@1"}
     assert only_billing.arcs == {("billing@1", "bill.py"): {(-6, 6)}}
+
+
+def test_a_fleet_with_one_function_measured_without_branches_reports_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_combiner.cli import EXIT_OK, main
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "in"
+    for pid in range(1, 4):
+        write_data(root / f"{pid}.coverage", arcs={"orders@1": {"app.py": {(-1, 1), (1, -1)}}})
+    write_data(root / "4.coverage", lines={"billing@2": {"bill.py": {4, 5}}})
+    assert main(["combine", str(root), "-o", "out", "--format", "data,json", "--json"]) == EXIT_OK
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["inputs"]["merged"] == 4
+    assert summary["inputs"]["rejected"] == []
+    assert {name: f["branch"] for name, f in summary["functions"].items()} == {
+        "billing": False,
+        "orders": True,
+    }
+    assert captured.err == (
+        "lambda-coverage: warning: billing: measured without branches "
+        "(COVERAGE_BRANCH_COVERAGE=false); their lines count as measured, their branches as "
+        "not taken: measure them with branches for branch figures\n"
+    )
+    _, arcs, _ = read_data(tmp_path / "out" / ".coverage")
+    assert arcs == {
+        str(tmp_path / "orders" / "app.py"): {(-1, 1), (1, -1)},
+        str(tmp_path / "billing" / "bill.py"): {(-4, 4), (-5, 5)},
+    }

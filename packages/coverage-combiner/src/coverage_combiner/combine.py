@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import NoDataError
 from coverage_combiner.keys import check_run_id, key_of
-from coverage_combiner.merge import Merged, VersionChoice, select_versions, version_order
+from coverage_combiner.merge import (
+    Merged,
+    VersionChoice,
+    select_versions,
+    split_context,
+    version_order,
+)
 from coverage_combiner.parallel import available_cpus, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.sources import Input, list_source
@@ -149,7 +155,7 @@ def combine(
         probes=probes,
         duplicates=duplicates,
         superseded=superseded,
-        warnings=_version_warnings(versions, options.version),
+        warnings=_version_warnings(versions, options.version) + _kind_warnings(merged),
     )
     if not merged.files() and not options.allow_empty:
         raise NoDataError(_nothing_found(sources, options, len(inputs), result), result)
@@ -183,6 +189,22 @@ def _nothing_found(
         + f" ({found}); check the source and the filters, "
         "or pass --allow-empty to write an empty report on purpose"
     )
+
+
+def _kind_warnings(merged: Merged) -> list[str]:
+    """Name the functions measured without branches when others were measured with them."""
+    if not merged.has_arcs:
+        return []
+    functions = {split_context(context)[0] for context in merged.contexts()}
+    measured = {split_context(context)[0] for context in merged.contexts() - merged.line_contexts}
+    lines_only = sorted(functions - measured)
+    if not lines_only:
+        return []
+    return [
+        f"{', '.join(lines_only)}: measured without branches (COVERAGE_BRANCH_COVERAGE=false); "
+        "their lines count as measured, their branches as not taken: measure them with "
+        "branches for branch figures"
+    ]
 
 
 def _version_warnings(versions: VersionChoice, asked: str) -> list[str]:
@@ -251,8 +273,6 @@ def _outside(day: date | None, options: CombineOptions) -> bool:
 
 
 def _only_function(merged: Merged, function: str) -> Merged:
-    from coverage_combiner.merge import split_context
-
     result = Merged(
         has_arcs=merged.has_arcs,
         inputs=list(merged.inputs),

@@ -37,9 +37,12 @@ def build_summary(
     files_report: dict[str, Any] = (report or {}).get("files", {})
     # coverage.py names files relative to the working folder where it can.
     by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
+    branch_measured = {split_context(c)[0] for c in merged.contexts() - merged.line_contexts}
     for function, files in sorted(executed.items()):
         entry: dict[str, Any] = {
             "versions": result.versions.kept.get(function, []),
+            # Whether this function's own data has branches (mixed kinds merge).
+            "branch": merged.has_arcs and function in branch_measured,
             "files": len(files),
             "executed_lines": sum(len(lines) for lines in files.values()),
         }
