@@ -301,7 +301,9 @@ def test_hostile_names_write_nothing_outside_the_output_folder(
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
     code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(source), "-q",
                  "--format", "data,json,xml,lcov,html,markdown"])  # fmt: skip
-    assert code == EXIT_OK, capsys.readouterr().err
+    # The path that climbs out of the source is refused (never read), and said so.
+    assert code == EXIT_PARTIAL
+    assert "refused measured path '../../../evil.py' of orders" in capsys.readouterr().err
     after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
     assert after == before  # every new file is inside the output folder
     assert len(list((out / "html").glob("*.html"))) >= 3

@@ -39,8 +39,9 @@ exit codes:
   {EXIT_ERROR}  error (nothing usable was produced, or a report could not be made)
   {EXIT_USAGE}  usage error
   {EXIT_BELOW_THRESHOLD}  total coverage below --fail-under
-  {EXIT_PARTIAL}  partial: some inputs were rejected, or objects that are not data files sit
-     among them (each listed with the reason); the rest was merged and reported
+  {EXIT_PARTIAL}  partial: some inputs were rejected, objects that are not data files sit
+     among them, or measured paths name files outside the source folders (each
+     listed with the reason); the rest was merged and reported
 """
 
 
@@ -301,7 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif not args.quiet:
         _print_human(out, summary, written.outputs)
     _print_problems(err, result, quiet=args.quiet)
-    return _exit_code(args.fail_under, written, result.partial, err)
+    for refused in summary["refused_paths"]:
+        err.write(
+            f"lambda-coverage: refused measured path {refused['path']!r} of "
+            f"{refused['function'] or 'the data'}: {refused['reason']}\n"
+        )
+    partial = result.partial or bool(summary["refused_paths"])
+    return _exit_code(args.fail_under, written, partial, err)
 
 
 def _print_problems(err: TextIO, result: CombineResult, *, quiet: bool) -> None:

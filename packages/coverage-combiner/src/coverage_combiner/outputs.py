@@ -196,7 +196,10 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> N
     by_context: dict[str, dict[str, Any]] = {}
     source = merged.arcs if merged.has_arcs else merged.lines
     for (context, measured_path), values in source.items():
-        local = remap.map(measured_path, function_of(context)) if remap else measured_path
+        function = function_of(context)
+        if remap is not None and (function, measured_path) in remap.refused:
+            continue
+        local = remap.map(measured_path, function) if remap else measured_path
         target = by_context.setdefault(context, {})
         target.setdefault(local, set()).update(values)
     if not by_context:

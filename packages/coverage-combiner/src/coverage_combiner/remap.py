@@ -65,6 +65,9 @@ class PathRemapper:
     function_roots: Mapping[str, str] = field(default_factory=dict)
     #: Functions whose code folder could not be found, with the reason.
     unresolved: Mapping[str, str] = field(default_factory=dict)
+    #: Measured paths whose source is never read, per (function, path), with why:
+    #: the paths in a data file are untrusted and could name any local file.
+    refused: Mapping[tuple[str | None, str], str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -94,11 +97,14 @@ class PathRemapper:
         return cls(rules=tuple(rules), root=root, function_roots=function_roots)
 
     def relative(self, path: str) -> str | None:
-        """The task-root-relative part of ``path``; None when a rule or an absolute path decides."""
+        """The task-root-relative part of ``path``; None when a rule or an absolute path
+        decides, or when it climbs out of the task root (``../``)."""
         if any(path.startswith(source) for source, _ in self.rules):
             return None
         relative = path[len(TASK_ROOT) :] if path.startswith(TASK_ROOT) else path
-        return None if relative.startswith("/") else relative
+        if relative.startswith("/") or os.path.normpath(relative).split("/")[0] == "..":
+            return None
+        return relative
 
     def resolve(self, measured: Mapping[str | None, Iterable[str]]) -> PathRemapper:
         """Find each function's code folder for the files it measured (``{function: paths}``).
@@ -115,8 +121,16 @@ class PathRemapper:
         }
         wanted = {function: files for function, files in wanted.items() if files}
         functions = {f for f in measured if f is not None}
-        if not wanted:
-            return self
+        found = self._find_roots(wanted, functions) if wanted else self
+        refused = {
+            (function, path): reason
+            for function, paths in measured.items()
+            for path in paths
+            if (reason := found.refusal(path, function)) is not None
+        }
+        return replace(found, refused={**self.refused, **refused})
+
+    def _find_roots(self, wanted: Mapping[str, list[str]], functions: set[str]) -> PathRemapper:
         base = self.root or "."
         tree = _tree(base, SEARCH_DEPTH if self.root else IMPLICIT_SEARCH_DEPTH)
         roots = dict(self.function_roots)
@@ -147,6 +161,34 @@ class PathRemapper:
         root = self.function_roots.get(function or "", self.root)
         return os.path.abspath(f"{root}/{relative}" if root else relative)
 
+    def refusal(self, path: str, function: str | None = None) -> str | None:
+        """Why the source of ``path`` (measured in ``function``) is never read; None if it may be.
+
+        A report reads only inside the folders the user named: the target of
+        a ``--paths`` rule, a source root, or the function's own folder. A
+        path that climbs out of them (``../``, a symbolic link) or an absolute
+        path elsewhere (``/home/u/.aws/credentials``) is refused.
+        """
+        for source, target in self.rules:
+            if path.startswith(source):
+                if _inside(self.map(path, function), target or "."):
+                    return None
+                return f"it leaves the --paths target {target!r}"
+        relative = path[len(TASK_ROOT) :] if path.startswith(TASK_ROOT) else path
+        if relative.startswith("/"):
+            named = [root for root in (self.root, *self.function_roots.values()) if root]
+            if any(_inside(relative, root) for root in named):
+                return None
+            folder = os.path.dirname(relative)
+            return (
+                "an absolute path outside the task root and the source roots; to report it, "
+                f"map it with --paths {folder}/=FOLDER"
+            )
+        root = self.function_roots.get(function or "", self.root) or "."
+        if _inside(self.map(path, function), root):
+            return None
+        return f"it leaves {'its function' if function else 'the source'} folder {root!r}"
+
     def problems(self) -> list[str]:
         """One sentence per function whose source was not found, naming the fix."""
         return [
@@ -154,6 +196,12 @@ class PathRemapper:
             f"give its folder with --source-root {function}=PATH"
             for function, reason in sorted(self.unresolved.items())
         ]
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it, links and ``..`` resolved."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip("/") + "/")
 
 
 def _normalised(name: str) -> str:

@@ -32,6 +32,8 @@ def build_summary(
     )
     for context, path, lines in measured:
         function, version = split_context(context)
+        if (function if version is not None else None, path) in remap.refused:
+            continue
         local = remap.map(path, function if version is not None else None)
         executed.setdefault(function, {}).setdefault(local, set()).update(lines)
     files_report: dict[str, Any] = (report or {}).get("files", {})
@@ -71,6 +73,14 @@ def build_summary(
             "skipped_not_data": len(result.skipped) + result.probes,
         },
         "warnings": list(result.warnings),
+        # Measured paths whose source was never read (they name files outside the
+        # folders given), so their lines are in no report.
+        "refused_paths": [
+            {"function": function, "path": path, "reason": reason}
+            for (function, path), reason in sorted(
+                remap.refused.items(), key=lambda item: (item[0][0] or "", item[0][1])
+            )
+        ],
         "functions": functions,
         # Where each function's code was read from: a guess made visible.
         "sources": {
