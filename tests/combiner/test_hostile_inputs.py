@@ -14,6 +14,7 @@ import pytest
 from coverage_combiner import CombineResult, combine
 from coverage_combiner.cli import EXIT_PARTIAL, Progress, main
 from coverage_combiner.reader import MAX_LINE
+from coverage_combiner.sources import LINKED
 from tests.combiner.conftest import key, write_data
 
 BEYOND = (
@@ -120,10 +121,20 @@ def test_symbolic_links_in_a_source_folder_are_not_followed(tmp_path: Path) -> N
     (source / "linked.coverage").symlink_to(outside / "elsewhere.coverage")
     (source / "linked-folder").symlink_to(outside, target_is_directory=True)
 
-    result = combine([str(source)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    result = combine([str(source), str(empty)])
 
     assert result.merged.inputs == [str(source / "real.coverage")]
     assert result.merged.lines_by_file() == {"a.py": {1}}
+    # Passed over, but named: the run is partial, and the empty source is said.
+    assert result.skipped == [
+        (str(source / "linked-folder"), LINKED),
+        (str(source / "linked.coverage"), LINKED),
+    ]
+    assert result.partial
+    assert result.warnings == [f"{empty}: no data file there"]
 
 
 @pytest.mark.parametrize(

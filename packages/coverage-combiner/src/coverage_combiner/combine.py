@@ -116,6 +116,8 @@ def combine(
     report = progress or (lambda stage, done, total: None)
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
+    #: Sources that hold no data file at all, when others do (named, not passed over).
+    empty: list[str] = []
     probes = 0
     for spec in sources:
         listing = list_source(
@@ -128,6 +130,8 @@ def combine(
         inputs.extend(listing.inputs)
         skipped.extend(listing.skipped)
         probes += listing.probes
+        if not listing.inputs and len(sources) > 1:
+            empty.append(spec)
     chosen, superseded = _choose(inputs, options)
     merger, rejected = merge_inputs(
         chosen,
@@ -155,7 +159,9 @@ def combine(
         probes=probes,
         duplicates=duplicates,
         superseded=superseded,
-        warnings=_version_warnings(versions, options.version) + _kind_warnings(merged),
+        warnings=[f"{spec}: no data file there" for spec in empty]
+        + _version_warnings(versions, options.version)
+        + _kind_warnings(merged),
     )
     if not merged.files() and not options.allow_empty:
         raise NoDataError(_nothing_found(sources, options, len(inputs), result), result)

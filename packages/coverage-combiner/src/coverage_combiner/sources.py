@@ -234,8 +234,10 @@ def _list_local(path: Path, exclude: Path | None) -> Listing:
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
     probes = 0
-    for name in sorted(_walk(str(path), excluded)):
-        if is_health_probe(name):
+    for name, linked in sorted(_walk(str(path), excluded)):
+        if linked:
+            skipped.append((name, LINKED))
+        elif is_health_probe(name):
             probes += 1
         elif is_data_key(name):
             inputs.append(_local_input(name))
@@ -244,9 +246,13 @@ def _list_local(path: Path, exclude: Path | None) -> Listing:
     return Listing(inputs, skipped, probes)
 
 
-def _walk(folder: str, excluded: str | None) -> Iterator[str]:
-    """Every regular file below ``folder``, as a string; symbolic links are not followed,
-    and ``excluded`` (a real path) is not entered."""
+#: Why a symbolic link under a folder source was left out.
+LINKED = "a symbolic link: not followed (give what it points to as a source of its own)"
+
+
+def _walk(folder: str, excluded: str | None) -> Iterator[tuple[str, bool]]:
+    """Every regular file below ``folder`` as (path, False), and every symbolic link as
+    (path, True): links are not followed, and ``excluded`` (a real path) is not entered."""
     pending = [folder]
     while pending:
         current = pending.pop()
@@ -256,10 +262,12 @@ def _walk(folder: str, excluded: str | None) -> Iterator[str]:
         prefix = "" if current == "." else current.rstrip("/") + "/"
         with os.scandir(current) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_symlink():
+                    yield prefix + entry.name, True
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append(prefix + entry.name)
                 elif entry.is_file(follow_symlinks=False):
-                    yield prefix + entry.name
+                    yield prefix + entry.name, False
 
 
 def _local_input(path: Path | str) -> Input:
