@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coverage_wrapper import coverage_handler
+from coverage_wrapper import CoverageContext, coverage_handler
 from coverage_wrapper.flush_policy import (
     ADAPTIVE_FIRST_INVOCATIONS,
     FlushSchedule,
@@ -134,6 +134,8 @@ def test_shutdown_without_the_extension_is_a_problem_and_works_as_interval(
     health = health_check_handler()
     assert health["status"] == "degraded"
     assert any("COVERAGE_FLUSH_POLICY='shutdown' needs" in p for p in health["problems"])
+    assert health["configuration"]["flush_policy"] == "interval"
+    assert health["configuration"]["flush_interval"] == 60.0
     session = current_session()
     assert session is not None
     assert session.flush_policy == "interval"
@@ -151,6 +153,35 @@ def test_the_timeout_guard_acts_before_the_deadline_unless_disarmed() -> None:
     guard.disarm()
     time.sleep(0.4)
     assert len(acted) == 1
+    # Armed again for a later deadline while it sleeps towards an earlier one:
+    # it looks again when it wakes and acts at the later deadline only.
+    start = time.monotonic()
+    guard.arm(0.3)
+    guard.disarm()
+    guard.arm(0.6)
+    time.sleep(0.3)
+    assert len(acted) == 1
+    time.sleep(0.3)
+    assert len(acted) == 2
+    assert 0.35 <= acted[1] - start < 0.6
+
+
+def test_a_context_manager_block_flushes_by_the_policy(
+    orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COVERAGE_FLUSH_POLICY", "interval")
+    monkeypatch.setenv("COVERAGE_FLUSH_INTERVAL", "0.3")
+    for prices in ([10, 20], [100, 20]):
+        with CoverageContext(context=lambda_context()):
+            orders.handler({"prices": prices}, None)
+    assert uploads(s3, bucket, tmp_path) == []
+    time.sleep(0.35)
+    with CoverageContext(context=lambda_context()):
+        orders.handler({"prices": [1]}, None)
+    assert len(uploads(s3, bucket, tmp_path)) == 1
+    session = current_session()
+    assert session is not None
+    assert session.status.measured_blocks == 3
 
 
 def test_adaptive_saves_a_snapshot_while_an_invocation_runs_into_its_timeout(

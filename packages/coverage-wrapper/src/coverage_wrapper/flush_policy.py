@@ -70,15 +70,20 @@ class TimeoutGuard:
     """Runs ``action`` shortly before a running invocation would time out.
 
     One thread per process, started on first use, waits for the deadline of
-    the invocation in progress; arming and disarming cost a lock and a
-    notify, not a thread. Between invocations Lambda freezes the process, so
-    the thread only ever acts while an invocation runs.
+    the invocation in progress. Arming and disarming take a lock and do not
+    wake it: it sleeps until the deadline it last saw and then looks again,
+    so it wakes about once per function timeout, not once per invocation
+    (a wake-up per call would cost the caller a thread switch). Between
+    invocations Lambda freezes the process, so it only acts while an
+    invocation runs.
     """
 
     def __init__(self, action: Callable[[], None], lead: float = TIMEOUT_GUARD_LEAD) -> None:
         self._action = action
         self._lead = lead
         self._deadline: float | None = None
+        #: When the thread will look again (None: it waits to be woken).
+        self._wake_at: float | None = None
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -91,7 +96,8 @@ class TimeoutGuard:
                     target=self._watch, name="coverage-timeout-guard", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
+            elif self._wake_at is None or self._wake_at > self._deadline:
+                self._changed.notify()
 
     def disarm(self) -> None:
         """The invocation ended in time."""
@@ -102,7 +108,8 @@ class TimeoutGuard:
         while True:
             with self._changed:
                 while self._deadline is None or time.monotonic() < self._deadline:
+                    self._wake_at = self._deadline
                     timeout = None if self._deadline is None else self._deadline - time.monotonic()
                     self._changed.wait(timeout)
-                self._deadline = None
+                self._deadline = self._wake_at = None
             self._action()

@@ -163,9 +163,7 @@ class ContainerSession:
                 with self.status.lock:
                     self.status.measured_invocations += 1
                     measured = self.status.measured_invocations
-                idle = self.measurement is not None and not self.measurement.active
-                if idle and self.schedule.due(self.flush_policy, measured):
-                    self.flush(context)
+                self.flush_if_due(context, measured)
         except Exception as exc:  # noqa: BLE001
             log(logging.ERROR, "Coverage could not end the invocation", error=str(exc))
         finally:
@@ -181,6 +179,14 @@ class ContainerSession:
                     logs.request_id.reset(invocation.request_token)
 
     # Flush ------------------------------------------------------------------
+
+    def flush_if_due(self, context: Any, measured: int) -> FlushRecord | None:
+        """Flush if the policy says so after the ``measured``-th measured invocation or block."""
+        if self.measurement is None or self.measurement.active:
+            return None
+        if not self.schedule.due(self.flush_policy, measured):
+            return None
+        return self.flush(context)
 
     def flush(
         self, context: Any = None, *, while_measuring: bool = False, upload: bool = True
