@@ -31,6 +31,7 @@ import shutil
 import stat
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -133,7 +134,7 @@ class CoverageExtension:
                 self.inbox.close()
                 return 0
 
-    def _guarded(self, action: Any, event: dict[str, Any]) -> None:
+    def _guarded(self, action: Callable[[dict[str, Any]], None], event: dict[str, Any]) -> None:
         try:
             action(event)
         except Exception as exc:  # noqa: BLE001 - a crashed extension resets the sandbox
