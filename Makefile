@@ -54,6 +54,10 @@ test-compat: $(HATCH) ## Run the wrapper's tests on Python 3.10, 3.12 and 3.13 w
 bench-wrapper: install ## Measure the wrapper's cold-start and per-invocation cost (see BENCHMARKS.md)
 	$(HATCH) run bench-wrapper
 
+.PHONY: bench-lifecycle
+bench-lifecycle: install ## On the local runtime: caller-visible latency and objects written, bare vs naive vs the layer per flush policy (see BENCHMARKS.md)
+	$(HATCH) run bench-lifecycle --invocations 1000
+
 .PHONY: bench-combiner
 bench-combiner: install ## Time the combiner against coverage combine on 2,000 and 20,000 files (see BENCHMARKS.md)
 	$(HATCH) run bench-combiner --files 2000 20000
@@ -141,7 +145,7 @@ test-status: install ## Show the deployed test stack's outputs (function names, 
 # Each prints a Markdown table whose figures go into BENCHMARKS.md; every ratio
 # is against a baseline measured in the same run.
 .PHONY: bench bench-combiner-quick
-bench: bench-wrapper bench-combiner ## Run every benchmark (the wrapper's cost, the combiner against coverage combine)
+bench: bench-wrapper bench-lifecycle bench-combiner ## Run every benchmark (the wrapper's cost in process and on the local runtime, the combiner against coverage combine)
 
 bench-combiner-quick: install ## The combiner benchmark on 2,000 files only (under a minute)
 	$(HATCH) run bench-combiner --files 2000

@@ -54,8 +54,14 @@ def test_answers_and_errors_are_those_of_the_plain_function(
     local_lambda: Callable[..., LocalLambda], s3_endpoint: str, layer: Layer
 ) -> None:
     plain = replace(catalogue_function("error"), name="plain")
+    # Every event runs new lines, so with a flush after each one object per event.
     measured = replace(
-        instrument(catalogue_function("error"), layer=layer, bucket="runtime-coverage"),
+        instrument(
+            catalogue_function("error"),
+            layer=layer,
+            bucket="runtime-coverage",
+            COVERAGE_FLUSH_POLICY="invocation",
+        ),
         name="measured",
     )
     pool = local_lambda([plain, measured], environment=s3_environment(s3_endpoint))

@@ -30,6 +30,8 @@ from coverage_cdk_constructs.lambda_platform import (
 )
 from coverage_cdk_constructs.sources import layer_spec, monorepo_source
 from coverage_cdk_constructs.wheels import WheelName, unpack_wheel
+from coverage_wrapper.constants import EXTENSION_NAME
+from coverage_wrapper.extension import LAUNCHER_FILE
 
 ELF_MACHINE = {"x86_64": 0x3E, "aarch64": 0xB7}
 WRAPPER_SOURCE = monorepo_source("coverage-wrapper", "coverage_wrapper")
@@ -94,9 +96,40 @@ def test_the_layer_holds_the_wrapper_and_nothing_the_runtime_does_not_need(
         assert "tests" not in parts, name
         assert not name.endswith((".pyc", ".pyo")), name
         assert not any(p.startswith(("boto3", "botocore", "s3transfer")) for p in parts), name
-        assert parts[0] == "python", name  # no extensions given, nothing else at the top
+        # The wrapper's extension is the only thing beside python/.
+        assert parts[0] == "python" or name == f"extensions/{EXTENSION_NAME}", name
     assert bundle.size < MAX_ZIPPED_BYTES
     assert bundle.unzipped_size() < MAX_UNZIPPED_BYTES
+
+
+@pytest.mark.parametrize("architecture", ["x86_64", "arm64"])
+def test_the_layer_carries_the_wrappers_extension_executable(
+    layer_bundles: dict[str, Bundle], architecture: str, tmp_path: Path
+) -> None:
+    bundle = layer_bundles[architecture]
+    with zipfile.ZipFile(bundle.path) as archive:
+        info = archive.getinfo(f"extensions/{EXTENSION_NAME}")
+        launcher = archive.read(f"python/coverage_wrapper/{LAUNCHER_FILE}")
+        assert archive.read(info) == launcher
+        archive.extractall(tmp_path)
+    # Lambda honours Unix mode bits: the file must be executable once unzipped.
+    assert info.create_system == 3
+    assert (info.external_attr >> 16) & 0o111 == 0o111
+    executable = tmp_path / "extensions" / EXTENSION_NAME
+    executable.chmod(info.external_attr >> 16 & 0o777)
+    assert launcher.startswith(b"#!/usr/bin/env python3\n")
+    # Started from its own folder it finds the wrapper in ../python and asks
+    # for the Extensions API it needs.
+    started = subprocess.run(
+        [str(executable)],
+        env={"PATH": os.environ["PATH"], "COVERAGE_SPOOL_DIR": str(tmp_path / "spool")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert started.returncode == 1
+    assert "AWS_LAMBDA_RUNTIME_API is not set" in started.stdout
 
 
 def test_the_zip_is_deterministic(layer_bundles: dict[str, Bundle]) -> None:
@@ -105,7 +138,9 @@ def test_the_zip_is_deterministic(layer_bundles: dict[str, Bundle]) -> None:
         infos = archive.infolist()
     assert [i.filename for i in infos] == sorted(i.filename for i in infos)
     assert {i.date_time for i in infos} == {ZIP_TIMESTAMP}
-    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    modes = {i.filename: i.external_attr >> 16 for i in infos}
+    assert modes.pop(f"extensions/{EXTENSION_NAME}") == 0o100755
+    assert set(modes.values()) == {0o100644}
 
 
 def test_the_same_inputs_build_the_same_bytes_in_another_cache(

@@ -19,6 +19,7 @@ from awslambdaric.lambda_context import LambdaContext
 from coverage_wrapper.identity import reset_container_id
 from coverage_wrapper.session import reset_session
 from tests.wrapper.s3_servers import moto_s3_server
+from tests.wrapper.sample_functions import ORDERS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -117,6 +118,15 @@ def write_module(root: Path, relative: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+def orders(task_root: Path) -> Any:
+    """The order service of :mod:`tests.wrapper.sample_functions`, imported from the task root."""
+    write_module(task_root, "orders.py", ORDERS)
+    import orders  # type: ignore[import-not-found]
+
+    return orders
 
 
 def lambda_context(request_id: str = "req-1", remaining_ms: int = 60_000) -> LambdaContext:

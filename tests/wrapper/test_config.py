@@ -40,7 +40,8 @@ def test_every_documented_variable_is_read() -> None:
             "COVERAGE_ORIGINAL_HANDLER": "app.handler",
             "COVERAGE_S3_KEY_TEMPLATE": " {prefix}{function}/{container}-{pid}-{seq}.coverage ",
             "COVERAGE_RUN_ID": " nightly-42 ",
-            "COVERAGE_FLUSH_POLICY": "invocation",
+            "COVERAGE_FLUSH_POLICY": "interval",
+            "COVERAGE_FLUSH_INTERVAL": "15",
             "COVERAGE_SAMPLE_RATE": "0.25",
             "COVERAGE_SPOOL_DIR": "/tmp/elsewhere",
             "COVERAGE_SPOOL_MAX_FILES": "5",
@@ -63,7 +64,8 @@ def test_every_documented_variable_is_read() -> None:
         original_handler="app.handler",
         key_template="{prefix}{function}/{container}-{pid}-{seq}.coverage",
         run_id="nightly-42",
-        flush_policy="invocation",
+        flush_policy="interval",
+        flush_interval=15.0,
         sample_rate=0.25,
         spool_dir="/tmp/elsewhere",
         spool_max_files=5,
@@ -107,7 +109,13 @@ def test_every_documented_variable_is_read() -> None:
         (
             "COVERAGE_FLUSH_POLICY",
             "hourly",
-            "COVERAGE_FLUSH_POLICY='hourly' is not one of invocation; using 'invocation'",
+            "COVERAGE_FLUSH_POLICY='hourly' is not one of adaptive, invocation, interval, "
+            "shutdown; using the default (adaptive with the layer's extension, invocation without)",
+        ),
+        (
+            "COVERAGE_FLUSH_INTERVAL",
+            "0",
+            "COVERAGE_FLUSH_INTERVAL='0' is not a positive number of seconds; using 60.0",
         ),
         (
             "COVERAGE_SPOOL_MAX_FILES",
@@ -155,6 +163,7 @@ def test_a_bad_value_is_one_clear_problem_and_the_default(
         "COVERAGE_LOG_LEVEL": "log_level",
         "COVERAGE_SAMPLE_RATE": "sample_rate",
         "COVERAGE_FLUSH_POLICY": "flush_policy",
+        "COVERAGE_FLUSH_INTERVAL": "flush_interval",
         "COVERAGE_SPOOL_MAX_FILES": "spool_max_files",
         "COVERAGE_S3_PREFIX": "s3_prefix",
         "COVERAGE_S3_KEY_TEMPLATE": "key_template",
@@ -178,7 +187,8 @@ def test_bad_values_leave_the_function_running_logged_once_and_in_health(
     handler = coverage_handler(orders.handler)
     for n in range(3):
         assert handler({"prices": [n]}, lambda_context())["total"] == n
-    assert len(uploads(s3, bucket, tmp_path)) == 3
+    # The same path three times: one snapshot (nothing new after the first).
+    assert len(uploads(s3, bucket, tmp_path)) == 1
 
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     problems = [line["message"] for line in logged if line.get("problem") == "configuration"]

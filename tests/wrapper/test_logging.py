@@ -31,7 +31,8 @@ def test_a_warm_invocation_logs_at_most_one_line_at_info(
 ) -> None:
     handler({"prices": [1]}, lambda_context("cold"))
     capsys.readouterr()
-    handler({"prices": [2]}, lambda_context("warm-request-id"))
+    # A new path (the discount): a snapshot is written only when something new ran.
+    handler({"prices": [100, 20]}, lambda_context("warm-request-id"))
     lines = json_lines(capsys.readouterr().out)
     assert len(lines) == 1
     (line,) = lines

@@ -15,17 +15,8 @@ from coverage_wrapper import coverage_handler, health_check_handler
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyFields, KeyTemplate, key_segment
 from coverage_wrapper.session import current_session
-from tests.wrapper.conftest import FUNCTION_NAME, REGION, lambda_context, uploads, write_module
+from tests.wrapper.conftest import FUNCTION_NAME, REGION, lambda_context, uploads
 from tests.wrapper.s3_servers import ACCESS_DENIED, INTERNAL_ERROR, FaultProxy
-from tests.wrapper.sample_functions import ORDERS
-
-
-@pytest.fixture
-def orders(task_root: Path) -> Any:
-    write_module(task_root, "orders.py", ORDERS)
-    import orders  # type: ignore[import-not-found]
-
-    return orders
 
 
 def test_key_layout_and_object_metadata(
@@ -279,6 +270,7 @@ def test_snapstart_restores_get_a_new_container_id(
         # The registry holds (function, args, kwargs) despite its annotation.
         func, args, kwargs = cast("tuple[Any, Any, Any]", entry)
         func(*args, **kwargs)
-    handler({"prices": [2]}, lambda_context())
+    # A new path, so that the restored environment has something new to send.
+    handler({"prices": [100, 20]}, lambda_context())
     containers = {u.metadata["container-id"] for u in uploads(s3, bucket, tmp_path)}
     assert len(containers) == 2

@@ -195,7 +195,11 @@ class Container:
         """The environment every process of this container gets."""
         f = self.function
         python_path = [str(f.code_dir)]
-        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        # The runtime's interpreter comes first on PATH, as /var/lang/bin does on
+        # Lambda: a layer's extension written in Python runs with it.
+        path = os.pathsep.join(
+            [os.path.dirname(self.python), os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
+        )
         if self.layer is not None:
             python_path.append(str(self.layer.python_dir))
             path = f"{self.layer.bin_dir}{os.pathsep}{path}"

@@ -29,11 +29,19 @@ from test_stack.report import CoverageReport
 from test_stack.scenarios import scenarios_for
 
 
-def describe_bucket(bucket: str, report: CoverageReport) -> str:
-    """What landed in S3: files and bytes per function, and a few keys."""
+def describe_bucket(bucket: str, report: CoverageReport, invocations: int) -> str:
+    """What landed in S3 for how many invocations: files and bytes per function, a few keys.
+
+    The layer's extension uploads after the answers and at shutdown, and only
+    snapshots that hold something new, so there are far fewer files than
+    invocations.
+    """
     per_function = Counter(item.function for item in report.stored)
     size = sum(item.size for item in report.stored)
-    lines = [f"{len(report.stored)} data files in s3://{bucket}/ ({size / 1024:.0f} KiB):"]
+    lines = [
+        f"{len(report.stored)} data files in s3://{bucket}/ ({size / 1024:.0f} KiB) "
+        f"for {invocations} invocations:"
+    ]
     lines += [f"  {name:<16} {count:>4} files" for name, count in sorted(per_function.items())]
     lines += [f"  e.g. {item.key}" for item in report.stored[:3]]
     return "\n".join(lines)
@@ -55,7 +63,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     run = run_local(scenarios, iterations=1, count=1, concurrency=4, out_dir=Path(args.out))
     summaries = summarize(run.outcomes)
     stream.write(format_summary(summaries) + "\n\n")
-    stream.write(describe_bucket(run.bucket, run.report) + "\n\n")
+    stream.write(describe_bucket(run.bucket, run.report, len(run.outcomes)) + "\n\n")
     stream.write(format_report(run.report) + "\n")
     stream.write(f"\nDone in {run.elapsed_s:.1f}s; nothing is left running.\n")
     return EXIT_FAILURES if any(s.failures for s in summaries.values()) else EXIT_OK

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from coverage_wrapper.extension import install_extension
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -60,8 +62,10 @@ def wrapper_source_dir() -> Path:
 
 
 def build_wrapper_layer(root: Path, *, extensions: Iterable[Path] = ()) -> Layer:
-    """Lay out the coverage layer under ``root``: the wrapper and any extensions.
+    """Lay out the coverage layer under ``root``: the wrapper, its extension, any others.
 
+    The wrapper's extension goes to ``extensions/lambda-coverage`` exactly as
+    in the shipped layer (:func:`coverage_wrapper.extension.install_extension`).
     coverage.py and boto3 are not copied: the runtime's own interpreter has
     them, as the Lambda runtime has boto3 (and the published layer carries
     coverage.py built for the Lambda platform).
@@ -74,6 +78,7 @@ def build_wrapper_layer(root: Path, *, extensions: Iterable[Path] = ()) -> Layer
     shutil.copytree(
         wrapper_source_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
+    install_extension(layer.root)
     add_extensions(layer, extensions)
     return layer
 

@@ -17,7 +17,10 @@ layer. It runs locally, without Docker:
 
 Layouts: ``"layer"`` puts packages under ``python/`` and coverage.py under
 ``python/lib/python3.X/site-packages/`` for every Python version (Lambda puts
-both on ``sys.path``), extensions under ``extensions/``. ``"function"`` puts
+both on ``sys.path``), and extensions under ``extensions/``: the wrapper's
+own (``extensions/lambda-coverage``, laid out by the wrapper's
+``install_extension``, the same call the local runtime's layer uses) whenever
+the layer carries the wrapper, and any others the spec lists. ``"function"`` puts
 everything at the root of the zip, for one Python version.
 """
 
@@ -41,9 +44,10 @@ from coverage_cdk_constructs.lambda_platform import (
     LambdaPlatform,
 )
 from coverage_cdk_constructs.wheels import fetch_wheel, unpack_wheel, wheel_members
+from coverage_wrapper.extension import install_extension
 
 #: Changes whenever the builder lays files out differently (it is part of every fingerprint).
-BUILDER_FORMAT: Final = "1"
+BUILDER_FORMAT: Final = "2"
 #: Lambda's limits: 50 MB for a zip uploaded directly, 250 MB unzipped (function + layers).
 MAX_ZIPPED_BYTES: Final = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES: Final = 250 * 1024 * 1024
@@ -217,6 +221,8 @@ def lay_out(spec: BundleSpec, root: Path, *, cache: Path) -> None:
     packages_dir = root / "python" if spec.layout == "layer" else root
     for package in spec.packages:
         _install_package(package, packages_dir, cache)
+    if spec.layout == "layer":
+        install_extension(root)
     for platform in spec.platforms:
         site_packages = root / platform.site_packages if spec.layout == "layer" else root
         wheel = fetch_wheel("coverage", spec.coverage_versions[platform.python], platform, cache)

@@ -59,7 +59,9 @@ class WrapperConfig(NamedTuple):
     original_handler: str | None = None
     key_template: str = c.DEFAULT_KEY_TEMPLATE
     run_id: str | None = None
-    flush_policy: str = c.DEFAULT_FLUSH_POLICY
+    #: None: ``adaptive`` while the layer's extension runs, ``invocation`` otherwise.
+    flush_policy: str | None = None
+    flush_interval: float = c.DEFAULT_FLUSH_INTERVAL
     sample_rate: float = c.DEFAULT_SAMPLE_RATE
     spool_dir: str = c.DEFAULT_SPOOL_DIR
     spool_max_files: int = c.DEFAULT_SPOOL_MAX_FILES
@@ -113,12 +115,20 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         include=p.patterns("include", c.ENV_INCLUDE_PATTERNS),
         exclude=p.patterns("exclude", c.ENV_EXCLUDE_PATTERNS),
         branch=p.flag("branch", c.ENV_BRANCH_COVERAGE, default=True),
-        log_level=p.choice("log_level", c.ENV_LOG_LEVEL, c.LOG_LEVELS, c.DEFAULT_LOG_LEVEL),
+        log_level=p.choice("log_level", c.ENV_LOG_LEVEL, c.LOG_LEVELS, c.DEFAULT_LOG_LEVEL)
+        or c.DEFAULT_LOG_LEVEL,
         original_handler=p.text("original_handler", c.ENV_ORIGINAL_HANDLER) or None,
         key_template=p.key_template("key_template", c.ENV_S3_KEY_TEMPLATE),
         run_id=p.text("run_id", c.ENV_RUN_ID) or None,
         flush_policy=p.choice(
-            "flush_policy", c.ENV_FLUSH_POLICY, c.FLUSH_POLICIES, c.DEFAULT_FLUSH_POLICY
+            "flush_policy",
+            c.ENV_FLUSH_POLICY,
+            c.FLUSH_POLICIES,
+            None,
+            shown_default="the default (adaptive with the layer's extension, invocation without)",
+        ),
+        flush_interval=p.seconds(
+            "flush_interval", c.ENV_FLUSH_INTERVAL, default=c.DEFAULT_FLUSH_INTERVAL
         ),
         sample_rate=p.rate("sample_rate", c.ENV_SAMPLE_RATE),
         spool_dir=p.text("spool_dir", c.ENV_SPOOL_DIR) or c.DEFAULT_SPOOL_DIR,
@@ -165,6 +175,8 @@ class _Parser:
         convert: Callable[[Any], T],
         default: T,
         expected: str,
+        *,
+        shown_default: str | None = None,
     ) -> T:
         raw = self._raw(option, variable)
         if raw is None:
@@ -173,7 +185,8 @@ class _Parser:
         try:
             return convert(value)
         except (TypeError, ValueError):
-            self._problems.append(f"{name}={value!r} is not {expected}; using {default!r}")
+            shown = shown_default or repr(default)
+            self._problems.append(f"{name}={value!r} is not {expected}; using {shown}")
             return default
 
     def text(self, option: str, variable: str) -> str:
@@ -195,16 +208,16 @@ class _Parser:
 
         return self._convert(option, variable, convert, default, "true or false")
 
-    def seconds(self, option: str, variable: str) -> float:
+    def seconds(
+        self, option: str, variable: str, *, default: float = c.DEFAULT_UPLOAD_TIMEOUT
+    ) -> float:
         def convert(value: Any) -> float:
             seconds = float(value)
             if not math.isfinite(seconds) or seconds <= 0:
                 raise ValueError(value)
             return seconds
 
-        return self._convert(
-            option, variable, convert, c.DEFAULT_UPLOAD_TIMEOUT, "a positive number of seconds"
-        )
+        return self._convert(option, variable, convert, default, "a positive number of seconds")
 
     def rate(self, option: str, variable: str) -> float:
         def convert(value: Any) -> float:
@@ -228,14 +241,25 @@ class _Parser:
             option, variable, convert, c.DEFAULT_SPOOL_MAX_FILES, "a whole number of at least 1"
         )
 
-    def choice(self, option: str, variable: str, choices: Sequence[str], default: str) -> str:
-        def convert(value: Any) -> str:
+    def choice(
+        self,
+        option: str,
+        variable: str,
+        choices: Sequence[str],
+        default: str | None,
+        *,
+        shown_default: str | None = None,
+    ) -> str | None:
+        def convert(value: Any) -> str | None:
             text = str(value).strip().upper() if choices == c.LOG_LEVELS else str(value).strip()
             if text not in choices:
                 raise ValueError(value)
             return text
 
-        return self._convert(option, variable, convert, default, f"one of {', '.join(choices)}")
+        expected = f"one of {', '.join(choices)}"
+        return self._convert(
+            option, variable, convert, default, expected, shown_default=shown_default
+        )
 
     def prefix(self, option: str, variable: str) -> str:
         raw = self._raw(option, variable)

@@ -26,6 +26,7 @@ ENV_ORIGINAL_HANDLER: Final = "COVERAGE_ORIGINAL_HANDLER"
 ENV_S3_KEY_TEMPLATE: Final = "COVERAGE_S3_KEY_TEMPLATE"
 ENV_RUN_ID: Final = "COVERAGE_RUN_ID"
 ENV_FLUSH_POLICY: Final = "COVERAGE_FLUSH_POLICY"
+ENV_FLUSH_INTERVAL: Final = "COVERAGE_FLUSH_INTERVAL"
 ENV_SAMPLE_RATE: Final = "COVERAGE_SAMPLE_RATE"
 ENV_SPOOL_DIR: Final = "COVERAGE_SPOOL_DIR"
 ENV_SPOOL_MAX_FILES: Final = "COVERAGE_SPOOL_MAX_FILES"
@@ -46,15 +47,23 @@ DEFAULT_S3_PREFIX: Final = keys.DEFAULT_S3_PREFIX
 DEFAULT_KEY_TEMPLATE: Final = keys.DEFAULT_KEY_TEMPLATE
 DEFAULT_UPLOAD_TIMEOUT: Final = 30.0
 DEFAULT_LOG_LEVEL: Final = "INFO"
+#: The flush policy when ``COVERAGE_FLUSH_POLICY`` is not set and the layer's
+#: extension does not run (the upload is then part of the invocation).
 DEFAULT_FLUSH_POLICY: Final = "invocation"
+#: The flush policy when ``COVERAGE_FLUSH_POLICY`` is not set and the extension runs.
+DEFAULT_FLUSH_POLICY_WITH_EXTENSION: Final = "adaptive"
+DEFAULT_FLUSH_INTERVAL: Final = 60.0
 DEFAULT_SAMPLE_RATE: Final = 1.0
 DEFAULT_SPOOL_DIR: Final = "/tmp/lambda-coverage"  # noqa: S108 - /tmp is Lambda's only writable place
 DEFAULT_SPOOL_MAX_FILES: Final = 20
 DEFAULT_TASK_ROOT: Final = "/var/task"
 
-FLUSH_POLICIES: Final = ("invocation",)
+FLUSH_POLICIES: Final = ("adaptive", "invocation", "interval", "shutdown")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 LOGGER_NAME: Final = "coverage_wrapper"
+#: The extension's executable in the layer (``extensions/lambda-coverage``), and
+#: the name it registers under.
+EXTENSION_NAME: Final = "lambda-coverage"
 # The zero-code entry point, as it is written in a function's handler setting.
 ZERO_CODE_HANDLER: Final = "coverage_wrapper.handler.handler"

@@ -79,7 +79,10 @@ class CoverageContext:
         try:
             session.exit_scope(True)
             if session.measurement is not None and not session.measurement.active:
-                session.flush(self._lambda_context)
+                with session.status.lock:
+                    session.status.measured_blocks += 1
+                    measured = session.status.measured_blocks
+                session.flush_if_due(self._lambda_context, measured)
         except Exception as err:  # noqa: BLE001
             _log_error("CoverageContext could not finish", err)
 

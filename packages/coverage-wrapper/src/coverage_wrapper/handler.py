@@ -30,6 +30,9 @@ def _initialise() -> Handler:
     from coverage_wrapper.session import get_session
 
     session = get_session(config)
+    # Before the function's code runs: its threads inherit the SIGTERM block,
+    # and the extension knows to wait for each invocation's end.
+    session.start_extension_handoff(attach=True)
     entered = session.enter_scope()
     try:
         original = load_handler(config.original_handler)

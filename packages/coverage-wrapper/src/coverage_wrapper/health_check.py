@@ -13,6 +13,8 @@ from typing import Any
 
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import environment_config
+from coverage_wrapper.flush_policy import effective_policy
+from coverage_wrapper.handoff import ExtensionLink
 from coverage_wrapper.session import ContainerSession, coverage_version, current_session
 
 
@@ -50,7 +52,10 @@ def get_coverage_status() -> dict[str, Any]:
             "s3_bucket": config.s3_bucket,
             "s3_prefix": config.s3_prefix,
             "branch": config.branch,
-            "flush_policy": config.flush_policy,
+            "flush_policy": effective_policy(
+                config.flush_policy, ExtensionLink(config.spool_dir).present()
+            ),
+            "flush_interval": config.flush_interval,
             "sample_rate": config.sample_rate,
             "upload_timeout": config.upload_timeout,
             "function": config.function_name,

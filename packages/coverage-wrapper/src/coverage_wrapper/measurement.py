@@ -60,6 +60,17 @@ def _trace_this_thread() -> None:
         sys.settrace(installer)
 
 
+def measured_size(data: coverage.CoverageData) -> int:
+    """How many lines (or arcs, for branch data) ``data`` holds, over all files.
+
+    The data only grows, so the number changes exactly when something new
+    was measured.
+    """
+    if data.has_arcs():
+        return sum(len(data.arcs(path) or ()) for path in data.measured_files())
+    return sum(len(data.lines(path) or ()) for path in data.measured_files())
+
+
 class MeasurementState:
     """Names of the states reported by the health check."""
 
@@ -78,6 +89,7 @@ class Measurement:
         self._cov: coverage.Coverage | None = None
         self._depth = 0
         self._unsaved = False
+        self._saved_size: int | None = None
         self.state = MeasurementState.IDLE
         self.failure: str | None = None
         self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
@@ -138,24 +150,37 @@ class Measurement:
             except Exception as exc:  # noqa: BLE001
                 self._fail("Coverage could not stop", exc)
 
-    def save(self) -> Path | None:
+    def save(self, *, while_measuring: bool = False) -> Path | None:
         """Write what was measured so far; None when nothing new was measured.
 
-        Only called when no scope is open; a scope still open (a flush from a
-        nested entry point) keeps measuring and is saved by the outermost one.
+        A snapshot is written only when the data grew since the last one
+        (data only grows: it is cumulative), so a warm container replaying
+        known paths writes nothing. Normally only called when no scope is
+        open: a scope still open (a flush from a nested entry point) keeps
+        measuring and is saved by the outermost one. ``while_measuring``
+        saves anyway (at shutdown, or before a timeout), from another thread.
         """
         with self._lock:
-            if self._cov is None or not self._unsaved or self._depth > 0:
+            if self._cov is None or not self._unsaved:
+                return None
+            if self._depth > 0 and not while_measuring:
                 return None
             self.data_file.parent.mkdir(parents=True, exist_ok=True)
-            self._cov.save()
-            self._unsaved = False
+            data = self._cov.get_data()
+            data.write()
+            if self._depth == 0:
+                self._unsaved = False
+            size = measured_size(data)
+            if size == self._saved_size:
+                return None
+            self._saved_size = size
             return self.data_file
 
     def mark_unsaved(self) -> None:
         """Make the next :meth:`save` write again (the last snapshot was not kept)."""
         with self._lock:
             self._unsaved = True
+            self._saved_size = None
 
     def close(self) -> None:
         """Stop measuring whatever scopes are open."""

@@ -26,6 +26,9 @@ from typing import Any
 from coverage_wrapper import logs
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import WrapperConfig, environment_config
+from coverage_wrapper.delivery import deliver_spool
+from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
+from coverage_wrapper.handoff import ATTACH, DONE, FINAL, ExtensionLink
 from coverage_wrapper.identity import (
     container_id,
     forget_container_id_after_snapshot_restore,
@@ -75,6 +78,43 @@ class ContainerSession:
         self._seq = 0
         self._flush_lock = threading.Lock()
         self._probe: tuple[float, dict[str, Any]] | None = None
+        self.link = ExtensionLink(config.spool_dir)
+        self.schedule = FlushSchedule(config.flush_interval)
+        self._guard = TimeoutGuard(self._save_before_timeout)
+        self._open_invocations = 0
+
+    def start_extension_handoff(self, *, attach: bool) -> bool:
+        """With the layer's extension running, save the last snapshot at SIGTERM.
+
+        ``attach`` also tells the extension to wait, after each invocation,
+        until this process says it is done: only for an entry point that
+        wraps the Lambda handler itself from init on (zero-code mode); a
+        decorated handler attaches with its first ``done``. Returns whether
+        the extension is there.
+        """
+        if self.measurement is None:
+            return False
+        if not self.link.present():
+            if self.config.flush_policy == "shutdown":
+                problem = (
+                    "COVERAGE_FLUSH_POLICY='shutdown' needs the layer's extension (Lambda "
+                    "signals a shutdown only when an extension runs); without it nothing "
+                    "would ever be uploaded, so each invocation flushes as with 'interval'"
+                )
+                self.status.add_problem(problem)
+                log(logging.WARNING, problem, problem="configuration")
+            return False
+        from coverage_wrapper.shutdown import save_on_sigterm
+
+        save_on_sigterm(self.final_flush)
+        if attach:
+            self.link.send(ATTACH)
+        return True
+
+    @property
+    def flush_policy(self) -> str:
+        """The flush policy in force (the default depends on whether the extension runs)."""
+        return effective_policy(self.config.flush_policy, self.link.present())
 
     # Scopes -----------------------------------------------------------------
 
@@ -98,8 +138,12 @@ class ContainerSession:
             token = logs.request_id.set(_request_id(context))
             with self.status.lock:
                 self.status.invocations += 1
+                self._open_invocations += 1
+                outermost = self._open_invocations == 1
             rate = self.config.sample_rate
             sampled = rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+            if sampled and outermost and self.measurement is not None:
+                self._arm_timeout_guard(context)
             return Invocation(token, self.enter_scope() if sampled else False)
         except Exception as exc:  # noqa: BLE001 - never break the function
             log(logging.ERROR, "Coverage could not begin the invocation", error=str(exc))
@@ -107,16 +151,28 @@ class ContainerSession:
 
     def end_invocation(self, invocation: Invocation, context: Any) -> None:
         """Stop measuring and flush by policy. Never raises."""
+        outermost = False
         try:
+            with self.status.lock:
+                self._open_invocations = max(0, self._open_invocations - 1)
+                outermost = self._open_invocations == 0
+            if outermost:
+                self._guard.disarm()
             if invocation.entered:
                 self.exit_scope(True)
                 with self.status.lock:
                     self.status.measured_invocations += 1
-                if self.measurement is not None and not self.measurement.active:
-                    self.flush(context)
+                    measured = self.status.measured_invocations
+                self.flush_if_due(context, measured)
         except Exception as exc:  # noqa: BLE001
             log(logging.ERROR, "Coverage could not end the invocation", error=str(exc))
         finally:
+            request_id = _request_id(context)
+            if outermost and request_id is not None and self.measurement is not None:
+                # Whatever this invocation flushed is in the spool: the extension
+                # may upload now. Sent even when nothing was measured, because an
+                # attached extension waits for it.
+                self.link.send(DONE, request_id)
             # A reset from another context (a thread) has nothing to restore.
             if invocation.request_token is not None:
                 with contextlib.suppress(ValueError):
@@ -124,18 +180,30 @@ class ContainerSession:
 
     # Flush ------------------------------------------------------------------
 
-    def flush(self, context: Any = None) -> FlushRecord | None:
-        """Snapshot the data into the spool and upload what is waiting.
+    def flush_if_due(self, context: Any, measured: int) -> FlushRecord | None:
+        """Flush if the policy says so after the ``measured``-th measured invocation or block."""
+        if self.measurement is None or self.measurement.active:
+            return None
+        if not self.schedule.due(self.flush_policy, measured):
+            return None
+        return self.flush(context)
 
-        Returns the record of this flush, or None when there was nothing new.
+    def flush(
+        self, context: Any = None, *, while_measuring: bool = False, upload: bool = True
+    ) -> FlushRecord | None:
+        """Snapshot the data into the spool and, without the extension, upload what waits.
+
+        With the layer's extension running the snapshot is left for it (the
+        function never uploads). Returns the record of this flush, or None
+        when nothing new was measured since the last snapshot.
         """
         if self.measurement is None:
             return None
         with self._flush_lock:
+            self.schedule.flushed()
             started = time.monotonic()
-            deadline = started + self._budget(context)
             try:
-                data_path = self.measurement.save()
+                data_path = self.measurement.save(while_measuring=while_measuring)
             except Exception as exc:  # noqa: BLE001
                 return self._record(
                     FlushRecord(time=_now(), outcome="failed", error=f"saving data: {exc}")
@@ -160,7 +228,15 @@ class ContainerSession:
                     FlushRecord(time=_now(), outcome="failed", s3_key=key, error=f"spool: {exc}")
                 )
             superseded = self.spool.remove_superseded(entry)
-            record = self._upload_pending(deadline, key, entry.size)
+            if self.link.present():
+                record = FlushRecord(
+                    time=_now(), outcome="handed-off", s3_key=key, bytes=entry.size
+                )
+                log(logging.DEBUG, "Coverage snapshot spooled for the extension", s3_key=key)
+            elif upload:
+                record = self._upload_pending(started + self._budget(context), key, entry.size)
+            else:
+                record = FlushRecord(time=_now(), outcome="spooled", s3_key=key, bytes=entry.size)
             dropped = self.spool.enforce_bound()
             with self.status.lock:
                 self.status.superseded_files += superseded
@@ -175,35 +251,54 @@ class ContainerSession:
                 )
             return self._record(record)
 
+    def final_flush(self) -> None:
+        """Save the last snapshot (the sandbox is shutting down) and tell the extension."""
+        self.flush(while_measuring=True, upload=False)
+        self.link.send(FINAL)
+
+    def _save_before_timeout(self) -> None:
+        try:
+            record = self.flush(while_measuring=True, upload=False)
+        except Exception as exc:  # noqa: BLE001 - runs beside the handler; never disturb it
+            log(logging.WARNING, "Coverage could not save before the timeout", error=str(exc))
+            return
+        if record is not None:
+            log(
+                logging.INFO,
+                "Coverage saved a snapshot before the invocation's timeout",
+                s3_key=record.s3_key,
+            )
+
+    def _arm_timeout_guard(self, context: Any) -> None:
+        if self.flush_policy != "adaptive":
+            return
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            with contextlib.suppress(TypeError, ValueError):
+                self._guard.arm(float(remaining()) / 1000)
+
     def _upload_pending(self, deadline: float, key: str, size: int) -> FlushRecord:
         if not self.config.s3_bucket:
             return FlushRecord(
-                time=_now(), outcome="spooled", s3_key=key, bytes=size,
+                time=_now(),
+                outcome="spooled",
+                s3_key=key,
+                bytes=size,
                 error="COVERAGE_S3_BUCKET is not set",
-            )  # fmt: skip
+            )
         uploader = self.uploader()
         if uploader.paused:
             return FlushRecord(
-                time=_now(), outcome="spooled", s3_key=key, bytes=size,
+                time=_now(),
+                outcome="spooled",
+                s3_key=key,
+                bytes=size,
                 error=f"uploads paused after: {uploader.pause_reason}",
-            )  # fmt: skip
-        sent: list[tuple[str, int, float]] = []
-        failure: UploadFailed | None = None
-        for entry in self.spool.entries():
-            if time.monotonic() >= deadline:
-                break
-            try:
-                receipt = uploader.put(entry.key, entry.read(), entry.metadata, deadline=deadline)
-            except UploadFailed as exc:
-                failure = exc
-                break
-            except OSError:
-                # Another process took this entry first.
-                continue
-            self.spool.remove(entry)
-            sent.append((receipt.key, receipt.size, receipt.elapsed_ms))
+            )
+        delivery = deliver_spool(self.spool, uploader, deadline)
+        failure = delivery.failure
         with self.status.lock:
-            self.status.uploaded_files += len(sent)
+            self.status.uploaded_files += len(delivery.sent)
             self.status.failed_uploads += 1 if failure else 0
         if failure is not None:
             level = logging.ERROR if failure.kind == "config" else logging.WARNING
@@ -220,27 +315,35 @@ class ContainerSession:
             return FlushRecord(
                 time=_now(), outcome="failed", s3_key=key, bytes=size, error=str(failure)
             )
-        mine = next((s for s in sent if s[0] == key), None)
+        mine = next((r for r in delivery.sent if r.key == key), None)
         if mine is None:
             log(
                 logging.WARNING,
                 "No time left to upload coverage data; kept in the spool",
                 s3_key=key,
             )
-            return FlushRecord(time=_now(), outcome="spooled", s3_key=key, bytes=size,
-                               error="no time left in the upload budget")  # fmt: skip
+            return FlushRecord(
+                time=_now(),
+                outcome="spooled",
+                s3_key=key,
+                bytes=size,
+                error="no time left in the upload budget",
+            )
         log(
             logging.INFO,
             "Coverage file uploaded successfully",
             s3_key=key,
-            file_size=mine[1],
-            upload_time_ms=round(sum(s[2] for s in sent), 1),
-            files=len(sent),
+            file_size=mine.size,
+            upload_time_ms=round(delivery.upload_time_ms, 1),
+            files=len(delivery.sent),
         )
         return FlushRecord(
-            time=_now(), outcome="uploaded", s3_key=key, bytes=mine[1],
-            upload_time_ms=round(mine[2], 1),
-        )  # fmt: skip
+            time=_now(),
+            outcome="uploaded",
+            s3_key=key,
+            bytes=mine.size,
+            upload_time_ms=round(mine.elapsed_ms, 1),
+        )
 
     def uploader(self) -> S3Uploader:
         """The process's uploader (no boto3 import until it uploads)."""
@@ -332,6 +435,7 @@ class ContainerSession:
         """Stop measuring (used when a process is reset, e.g. between tests)."""
         if self.measurement is not None:
             self.measurement.close()
+        self.link.close()
 
 
 _session: ContainerSession | None = None
@@ -344,6 +448,7 @@ def get_session(config: WrapperConfig | None = None) -> ContainerSession:
     with _session_lock:
         if _session is None:
             _session = ContainerSession(config or environment_config())
+            _session.start_extension_handoff(attach=False)
         elif config is not None and _comparable(config) != _comparable(_session.config):
             _session.status.add_problem(
                 "Handlers in this process asked for different coverage options; "

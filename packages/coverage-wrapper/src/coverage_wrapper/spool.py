@@ -3,7 +3,9 @@
 Each entry is a data file plus a small JSON sidecar with its S3 key and
 metadata; the sidecar is written last, so an entry without one is incomplete
 and ignored. Several processes can share /tmp (Lambda Managed Instances), so
-a process takes only its own entries and those of processes that have died.
+a process takes only its own entries and those of processes that have died;
+the layer's extension, which uploads for every process of the sandbox while
+they are between invocations, takes them all.
 
 Snapshots of one process are cumulative, so a newer entry of a process makes
 its older ones redundant: they are removed as *superseded*, which loses
@@ -93,8 +95,8 @@ class Spool:
         os.replace(tmp_meta, meta_path)
         return entry
 
-    def entries(self) -> list[SpoolEntry]:
-        """Entries this process may upload, oldest first."""
+    def entries(self, *, any_process: bool = False) -> list[SpoolEntry]:
+        """Entries this process may upload, oldest first (``any_process``: all of them)."""
         found: list[SpoolEntry] = []
         try:
             metas = list(self.directory.glob(f"*{_META}"))
@@ -105,7 +107,7 @@ class Spool:
             entry = _load(meta_path)
             if entry is None:
                 continue
-            if entry.pid != me and _alive(entry.pid):
+            if not any_process and entry.pid != me and process_alive(entry.pid):
                 continue
             found.append(entry)
         found.sort(key=lambda e: (e.created, e.seq))
@@ -169,7 +171,8 @@ def _load(meta_path: Path) -> SpoolEntry | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -25,6 +25,8 @@ class ProcessStatus:
 
     invocations: int = 0
     measured_invocations: int = 0
+    #: Outermost ``CoverageContext`` blocks measured outside an invocation of ours.
+    measured_blocks: int = 0
     uploaded_files: int = 0
     failed_uploads: int = 0
     dropped_files: int = 0
@@ -45,6 +47,7 @@ class ProcessStatus:
             return {
                 "invocations": self.invocations,
                 "measured_invocations": self.measured_invocations,
+                "measured_blocks": self.measured_blocks,
                 "uploaded_files": self.uploaded_files,
                 "failed_uploads": self.failed_uploads,
                 "dropped_files": self.dropped_files,

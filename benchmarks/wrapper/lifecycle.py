@@ -1,0 +1,324 @@
+"""What the caller waits for, and what lands in S3, on the local runtime: one run, every variant.
+
+Run: ``hatch run python benchmarks/wrapper/lifecycle.py`` (``--invocations 1000``).
+
+Each variant is one container of the local runtime (real ``awslambdaric``,
+freeze between invokes, the layer unzipped as ``/opt`` would be, the
+extension started from its ``extensions/`` folder, SIGTERM then SHUTDOWN at
+the end) serving a trivial handler:
+
+- ``bare``: the handler alone, no layer (and with the layer attached but
+  the handler not instrumented, to see what the extension's process costs);
+- ``naive``: the approach the product replaces: a new ``Coverage`` started,
+  stopped, saved and uploaded with boto3 inside every call;
+- ``layer <mode>/<policy>``: the coverage layer, in zero-code mode with each
+  flush policy, and as a decorator and a context manager (adaptive).
+
+Caller-visible latency is the local runtime's ``duration_ms``: from handing
+the event to the runtime until the runtime posted the answer. The invoke
+phase also counts the extension's work after the answer (billed, not waited
+for by the caller). S3 is moto's server on 127.0.0.1: an upload here is a
+loopback round trip, far cheaper than S3's 20-80 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from coverage_wrapper.constants import ZERO_CODE_HANDLER
+from test_stack.functions import LambdaFunction
+from test_stack.instrument import instrument
+from test_stack.layer import Layer, build_wrapper_layer
+from test_stack.pool import LocalLambda
+from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
+
+BUCKET = "lifecycle-bench"
+
+APP = textwrap.dedent(
+    """\
+    def handler(event, context):
+        if event.get("items"):
+            return {"statusCode": 200, "count": len(event["items"])}
+        return {"statusCode": 400}
+    """
+)
+
+DECORATED = textwrap.dedent(
+    """\
+    from coverage_wrapper import coverage_handler
+
+    import app
+
+
+    handler = coverage_handler(app.handler)
+    """
+)
+
+CONTEXT_MANAGER = textwrap.dedent(
+    """\
+    from coverage_wrapper import CoverageContext
+
+    import app
+
+
+    def handler(event, context):
+        with CoverageContext(context=context):
+            return app.handler(event, context)
+    """
+)
+
+NAIVE = textwrap.dedent(
+    """\
+    import os
+
+    import boto3
+    import coverage
+
+    import app
+
+    s3 = boto3.client("s3")
+    ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+    def handler(event, context):
+        path = os.path.join(os.environ["TMPDIR"], f"naive-{context.aws_request_id}.coverage")
+        cov = coverage.Coverage(data_file=path, include=[f"{ROOT}/*"], branch=True)
+        cov.start()
+        try:
+            return app.handler(event, context)
+        finally:
+            cov.stop()
+            cov.save()
+            s3.upload_file(path, os.environ["BENCH_BUCKET"], f"naive/{context.aws_request_id}")
+            os.remove(path)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the handler."""
+
+    name: str
+    function: LambdaFunction
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one variant measured."""
+
+    name: str
+    cold_ms: float
+    p50_ms: float
+    p99_ms: float
+    phase_p50_ms: float
+    objects_warm: int
+    objects_total: int
+
+
+def variants(code: Path, layer: Layer, bare_layer: Layer) -> list[Variant]:
+    """Every variant, each with a key prefix of its own."""
+    base = LambdaFunction(name="bench", code_dir=code, handler="app.handler", timeout=30)
+    found = [
+        Variant("bare", replace(base, name="bare"), "bare/"),
+        # The layer attached, the function not instrumented: what a second
+        # process in the sandbox (the extension answering INVOKE) costs alone.
+        Variant(
+            "bare + the layer's extension",
+            replace(base, name="bare-extension", layer=layer).with_environment(
+                COVERAGE_S3_BUCKET=BUCKET, COVERAGE_LOG_LEVEL="WARNING"
+            ),
+            "bare-extension/",
+        ),
+        Variant(
+            "naive per-call upload",
+            replace(base, name="naive", handler="naive.handler").with_environment(
+                BENCH_BUCKET=BUCKET
+            ),
+            "naive/",
+        ),
+    ]
+    for policy in ("adaptive", "invocation", "interval", "shutdown"):
+        prefix = f"zero-code-{policy}/"
+        function = instrument(
+            replace(base, name=f"zc-{policy}"),
+            layer=layer,
+            bucket=BUCKET,
+            prefix=prefix,
+            COVERAGE_FLUSH_POLICY=policy,
+            COVERAGE_LOG_LEVEL="WARNING",
+        )
+        found.append(Variant(f"layer zero-code/{policy}", function, prefix))
+    for mode, handler in (("decorator", "decorated.handler"), ("context", "managed.handler")):
+        function = replace(base, name=mode, handler=handler, layer=layer).with_environment(
+            COVERAGE_S3_BUCKET=BUCKET,
+            COVERAGE_S3_PREFIX=f"{mode}/",
+            COVERAGE_LOG_LEVEL="WARNING",
+        )
+        found.append(Variant(f"layer {mode}/adaptive", function, f"{mode}/"))
+    # The wrapper without its extension (installed from a zip): the upload is in the call.
+    no_extension = instrument(
+        replace(base, name="zc-no-extension"),
+        layer=bare_layer,
+        bucket=BUCKET,
+        prefix="no-extension/",
+        COVERAGE_LOG_LEVEL="WARNING",
+    )
+    found.append(Variant("wrapper without extension/invocation", no_extension, "no-extension/"))
+    assert all(v.function.handler != ZERO_CODE_HANDLER or v.function.layer for v in found)
+    return found
+
+
+def count_objects(endpoint: str, prefix: str) -> int:
+    """Objects under ``prefix`` (every page)."""
+    client = s3_client(endpoint)
+    total = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        total += page.get("KeyCount", 0)
+    return total
+
+
+@dataclass
+class Run:
+    """One variant's container and what it measured so far."""
+
+    variant: Variant
+    pool: LocalLambda
+    cold_ms: float = 0.0
+    objects_before: int = 0
+    caller: list[float] = field(default_factory=list)
+    phase: list[float] = field(default_factory=list)
+
+
+EVENT = {"items": [1, 2, 3]}
+
+
+def start(variant: Variant, endpoint: str, work: Path, stack: contextlib.ExitStack) -> Run:
+    """A container for ``variant``: its cold start and a few warm-up invocations."""
+    pool = stack.enter_context(
+        LocalLambda(
+            [variant.function],
+            environment=s3_environment(endpoint),
+            work_dir=work / variant.function.name,
+            max_concurrency=1,
+            idle_timeout=None,
+        )
+    )
+    cold = pool.invoke(variant.function.name, EVENT)
+    assert cold.ok, cold.payload
+    for _ in range(5):
+        pool.invoke(variant.function.name, EVENT)
+    return Run(
+        variant,
+        pool,
+        cold_ms=(cold.init_duration_ms or 0.0) + cold.duration_ms,
+        objects_before=count_objects(endpoint, variant.prefix),
+    )
+
+
+def serve(run: Run, invocations: int) -> None:
+    """``invocations`` warm calls of the run's container."""
+    name = run.variant.function.name
+    for _ in range(invocations):
+        started = time.perf_counter()
+        result = run.pool.invoke(name, EVENT)
+        run.phase.append((time.perf_counter() - started) * 1000)
+        assert result.ok, result.payload
+        run.caller.append(result.duration_ms)
+
+
+def measure_all(
+    variants: list[Variant], endpoint: str, work: Path, invocations: int, rounds: int
+) -> list[Figures]:
+    """Every variant's warm calls, interleaved in ``rounds`` so that noise hits all alike."""
+    with contextlib.ExitStack() as stack:
+        runs = [start(v, endpoint, work, stack) for v in variants]
+        for _ in range(rounds):
+            for run in runs:
+                serve(run, invocations // rounds)
+        warm = {id(r): count_objects(endpoint, r.variant.prefix) - r.objects_before for r in runs}
+    # Every container is retired now: SIGTERM, SHUTDOWN, the last uploads.
+    figures = []
+    for run in runs:
+        caller = sorted(run.caller)
+        figures.append(
+            Figures(
+                name=run.variant.name,
+                cold_ms=run.cold_ms,
+                p50_ms=statistics.median(caller),
+                p99_ms=caller[max(0, int(len(caller) * 0.99) - 1)],
+                phase_p50_ms=statistics.median(run.phase),
+                objects_warm=warm[id(run)],
+                objects_total=count_objects(endpoint, run.variant.prefix),
+            )
+        )
+    return figures
+
+
+def table(figures: list[Figures], invocations: int) -> str:
+    """The figures as a Markdown table, overheads against ``bare`` and ``naive``."""
+    bare = figures[0]
+    naive = next(f for f in figures if f.name.startswith("naive"))
+    naive_extra = naive.p50_ms - bare.p50_ms
+    rows = [
+        f"| variant | cold start ms | caller p50 ms | caller p99 ms | p50 over bare "
+        f"| vs naive's overhead | invoke phase p50 ms | objects per {invocations} warm "
+        "| objects in all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for f in figures:
+        extra = f.p50_ms - bare.p50_ms
+        ratio = f"{naive_extra / extra:.0f}x less" if extra > 0.001 else "-"
+        if f is bare or f is naive:
+            ratio = "-"
+        rows.append(
+            f"| {f.name} | {f.cold_ms:.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} | {extra:+.3f} "
+            f"| {ratio} | {f.phase_p50_ms:.2f} | {f.objects_warm} | {f.objects_total} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every variant once and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invocations", type=int, default=1000, help="warm invocations each")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lifecycle-bench-") as tmp, moto_s3_server() as url:
+        work = Path(tmp)
+        code = work / "code"
+        code.mkdir()
+        (code / "app.py").write_text(APP)
+        (code / "naive.py").write_text(NAIVE)
+        (code / "decorated.py").write_text(DECORATED)
+        (code / "managed.py").write_text(CONTEXT_MANAGER)
+        layer = build_wrapper_layer(work / "opt")
+        bare_layer = Layer(work / "opt-without-extension")
+        bare_layer.python_dir.mkdir(parents=True)
+        (bare_layer.python_dir / "coverage_wrapper").symlink_to(
+            layer.python_dir / "coverage_wrapper"
+        )
+        s3_client(url).create_bucket(Bucket=BUCKET)
+        figures = measure_all(
+            variants(code, layer, bare_layer), url, work, args.invocations, args.rounds
+        )
+    version = ".".join(map(str, sys.version_info[:3]))
+    print(
+        f"Python {version}, {args.invocations} warm invocations per variant "
+        f"in {args.rounds} interleaved rounds\n"
+    )
+    print(table(figures, args.invocations))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
