@@ -240,7 +240,6 @@ def _variables(function: str, handler: str | None, bucket: str) -> dict[str, Any
         "COVERAGE_S3_BUCKET": {"Ref": bucket},
         "COVERAGE_S3_PREFIX": "coverage/",
         "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_FLUSH_POLICY": "invocation",
         "COVERAGE_SAMPLE_RATE": "1",
     }
     if handler is not None:
@@ -272,7 +271,6 @@ def test_the_users_own_variables_win_and_it_stays_attachable(existing: Built) ->
         "TABLE": "orders",
         "COVERAGE_S3_PREFIX": "coverage/",
         "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_FLUSH_POLICY": "invocation",
         "COVERAGE_SAMPLE_RATE": "1",
         "COVERAGE_ORIGINAL_HANDLER": "configured.handler",
     }

@@ -72,7 +72,6 @@ def test_zero_code_redirects_the_handler_and_keeps_the_original(
         "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
         "COVERAGE_S3_PREFIX": "coverage/",
         "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_FLUSH_POLICY": "invocation",
         "COVERAGE_SAMPLE_RATE": "0.25",
     }}  # fmt: skip
 
@@ -89,7 +88,6 @@ def test_decorator_mode_leaves_the_handler_alone(
         "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
         "COVERAGE_S3_PREFIX": "coverage/",
         "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_FLUSH_POLICY": "invocation",
         "COVERAGE_SAMPLE_RATE": "1",
     }}  # fmt: skip
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Final
 
 from coverage_wrapper.constants import (
-    DEFAULT_FLUSH_POLICY,
     ENV_COMBINED_PREFIX,
     ENV_ENABLED,
-    ENV_FLUSH_POLICY,
     ENV_ORIGINAL_HANDLER,
     ENV_S3_BUCKET,
     ENV_S3_KEY_TEMPLATE,
@@ -37,20 +35,17 @@ __all__ = [
     "DEFAULT_RAW_PREFIX",
     "ENV_COMBINED_PREFIX",
     "ENV_ENABLED",
-    "ENV_FLUSH_POLICY",
     "ENV_ORIGINAL_HANDLER",
     "ENV_S3_BUCKET",
     "ENV_S3_KEY_TEMPLATE",
     "ENV_S3_PREFIX",
     "ENV_SAMPLE_RATE",
-    "FLUSH_POLICY",
     "KEY_TEMPLATE",
     "ZERO_CODE_HANDLER",
     "function_keys_pattern",
 ]
 
 COMBINER_HANDLER: Final = "coverage_combiner.lambda_handler.handler"
-FLUSH_POLICY: Final = DEFAULT_FLUSH_POLICY
 DEFAULT_RAW_PREFIX: Final = DEFAULT_S3_PREFIX
 #: The wrapper's key layout, set explicitly on every instrumented function and
 #: on the combiner, so that the least-privilege grant below, the keys the

@@ -32,13 +32,11 @@ from coverage_cdk_constructs.bucket import (
 from coverage_cdk_constructs.environment import (
     DEFAULT_RAW_PREFIX,
     ENV_ENABLED,
-    ENV_FLUSH_POLICY,
     ENV_ORIGINAL_HANDLER,
     ENV_S3_BUCKET,
     ENV_S3_KEY_TEMPLATE,
     ENV_S3_PREFIX,
     ENV_SAMPLE_RATE,
-    FLUSH_POLICY,
     KEY_TEMPLATE,
     ZERO_CODE_HANDLER,
     function_keys_pattern,
@@ -257,7 +255,6 @@ def _set_environment(
         ENV_S3_BUCKET: settings.target.bucket_name,
         ENV_S3_PREFIX: settings.raw_prefix,
         ENV_S3_KEY_TEMPLATE: KEY_TEMPLATE,
-        ENV_FLUSH_POLICY: FLUSH_POLICY,
         ENV_SAMPLE_RATE: f"{settings.sample_rate:g}",
     }
     kept: dict[str, Any] = {}
