@@ -99,6 +99,26 @@ class _Progress:
         self._report(stage, done, self._total)
 
 
+@contextlib.contextmanager
+def early_workers(processes: int) -> Iterator[list[_Worker]]:
+    """Worker processes for up to ``processes`` processes in all, started now.
+
+    A worker needs about 0.1 s to start and import, which it spends while
+    this process lists the sources. Pass the list to :func:`merge_inputs`,
+    which takes the workers it needs out of it; the rest are stopped on exit,
+    unused.
+    """
+    started: list[_Worker] = []
+    with contextlib.suppress(OSError):
+        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
+        started.extend(_spawn_workers(processes - 1))
+    try:
+        yield started
+    finally:
+        for worker in started:
+            _kill(worker)
+
+
 def merge_inputs(
     chosen: Sequence[Input],
     *,
@@ -107,20 +127,22 @@ def merge_inputs(
     processes: int,
     report: Report,
     portable: bool = True,
+    started: list[_Worker] | None = None,
 ) -> tuple[Merger, list[tuple[str, str]]]:
     """Fetch, check and merge ``chosen`` with up to ``processes`` processes in all.
 
     ``jobs`` fetches run at once, shared among the processes. ``portable``
     says whether S3 inputs may be fetched by other processes with boto3's own
     configuration (not when the caller passed an S3 client of its own).
-    Returns the merger holding the union (the caller closes it) and the
-    rejected inputs with their reasons.
+    ``started`` holds workers started already (:func:`early_workers`); those
+    used are taken out of it. Returns the merger holding the union (the
+    caller closes it) and the rejected inputs with their reasons.
     """
     tasks = [_task(item, portable) for item in chosen]
     wanted = min(processes, len(chosen) // MIN_INPUTS_PER_PROCESS)
     workers: list[_Worker] = []
     if wanted > 1 and all(task is not None for task in tasks):
-        workers = _start_workers(wanted - 1, -(-jobs // wanted), max_bytes)
+        workers = _start_workers(wanted - 1, -(-jobs // wanted), max_bytes, started or [])
     run = _Run(chosen, tasks, workers, _Progress(report, len(chosen)), max_bytes)
     with _fetch_pool(chosen, -(-jobs // (len(workers) + 1))) as pool:
         run.go(pool, -(-jobs // (len(workers) + 1)))
@@ -233,22 +255,40 @@ def _task(item: Input, portable: bool) -> Task | None:
     return None
 
 
-def _start_workers(count: int, jobs: int, max_bytes: int) -> list[_Worker]:
-    """Start ``count`` worker processes; as many as could be started (maybe none)."""
+def _start_workers(count: int, jobs: int, max_bytes: int, started: list[_Worker]) -> list[_Worker]:
+    """``count`` workers, taken from ``started`` first, told what to do.
+
+    As many as could be started (maybe none).
+    """
+    workers = started[:count]
+    del started[:count]
+    try:
+        workers.extend(_spawn_workers(count - len(workers)))
+        for worker in workers:
+            worker.sender.send((jobs, max_bytes, schema_version()))
+    except OSError:
+        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
+        for worker in workers:
+            _kill(worker)
+        return []
+    return workers
+
+
+def _spawn_workers(count: int) -> list[_Worker]:
+    """Start ``count`` worker processes, waiting to be told what to do."""
     workers: list[_Worker] = []
+    if count < 1:
+        return workers
     # The worker imports this package from wherever this process did.
     path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
     environment = {**os.environ, "PYTHONPATH": path}
     try:
         for _ in range(count):
             workers.append(_start_worker(environment))
-        for worker in workers:
-            worker.sender.send((jobs, max_bytes, schema_version()))
     except OSError:
-        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
         for worker in workers:
-            _stop(worker)
-        return []
+            _kill(worker)
+        raise
     return workers
 
 
@@ -280,6 +320,12 @@ def _start_worker(environment: dict[str, str]) -> _Worker:
     return _Worker(
         process, Connection(mine_in, writable=False), Connection(mine_out, readable=False)
     )
+
+
+def _kill(worker: _Worker) -> None:
+    """Stop a worker that holds no work: there is nothing to wait for."""
+    worker.process.kill()
+    _stop(worker)
 
 
 def _stop(worker: _Worker) -> None:
