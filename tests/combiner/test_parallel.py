@@ -12,6 +12,7 @@ import pytest
 
 from coverage_combiner import CombineOptions, CombineResult, SourceError, combine, parallel
 from coverage_combiner.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from coverage_combiner.reader import schema_version
 from tests.combiner.conftest import key, write_data
 
 # The module, not the function the package exports under its name.
@@ -227,3 +228,14 @@ def test_a_failed_listing_stops_the_workers_started_early(
 
     assert spawned.events == ["spawn 1", "list"]
     assert [worker.process.returncode is not None for worker in spawned.workers] == [True]
+
+
+def test_the_schema_is_looked_up_while_the_workers_start() -> None:
+    schema_version.cache_clear()
+
+    with parallel.early_workers(2) as started:
+        assert len(started) == 1
+        # Known before the listing, so that telling a worker what to do waits for nothing.
+        assert schema_version.cache_info().currsize == 1
+
+    assert [worker.process.returncode is not None for worker in started] == [True]

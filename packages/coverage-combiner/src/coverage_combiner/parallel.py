@@ -104,14 +104,18 @@ def early_workers(processes: int) -> Iterator[list[_Worker]]:
     """Worker processes for up to ``processes`` processes in all, started now.
 
     A worker needs about 0.1 s to start and import, which it spends while
-    this process lists the sources. Pass the list to :func:`merge_inputs`,
-    which takes the workers it needs out of it; the rest are stopped on exit,
-    unused.
+    this process looks up the data schema and lists the sources. Pass the
+    list to :func:`merge_inputs`, which takes the workers it needs out of it;
+    the rest are stopped on exit, unused.
     """
     started: list[_Worker] = []
     with contextlib.suppress(OSError):
         # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
         started.extend(_spawn_workers(processes - 1))
+    if started:
+        # Importing coverage.py to learn its schema takes tens of milliseconds:
+        # spent now, while the workers import, it does not hold them up later.
+        schema_version()
     try:
         yield started
     finally:
