@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,7 +199,7 @@ def test_workers_start_while_the_sources_are_listed(
     assert spawned.events == ["spawn 2", "list", "spawn 0"]
     assert recorder.by_workers
     assert summary(together) == summary(alone)
-    assert all(worker.process.returncode == 0 for worker in spawned.workers)
+    assert [worker.process.wait(timeout=10) for worker in spawned.workers] == [0, 0]
 
 
 def test_workers_started_early_and_not_needed_are_stopped(
@@ -239,3 +240,30 @@ def test_the_schema_is_looked_up_while_the_workers_start() -> None:
         assert schema_version.cache_info().currsize == 1
 
     assert [worker.process.returncode is not None for worker in started] == [True]
+
+
+@pytest.mark.usefixtures("few_per_process")
+def test_the_merge_does_not_wait_for_a_finished_worker_to_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = inputs(tmp_path)
+    stopped: list[tuple[parallel._Worker, threading.Thread]] = []
+    stop = parallel._stop
+
+    called = threading.Event()
+
+    def recording(worker: parallel._Worker) -> None:
+        stopped.append((worker, threading.current_thread()))
+        called.set()
+        stop(worker)
+
+    monkeypatch.setattr(parallel, "_stop", recording)
+
+    combine([str(folder)], CombineOptions(processes=2, version="all"))
+
+    assert called.wait(timeout=10)
+    assert len(stopped) == 1
+    worker, thread = stopped[0]
+    assert thread is not threading.main_thread()
+    thread.join(timeout=10)
+    assert worker.process.returncode == 0

@@ -237,7 +237,9 @@ class _Run:
         self.merger.absorb(partial)
         self.rejected.extend(worker.rejected)
         self.workers.remove(worker)
-        _stop(worker)
+        # Its work is all here: the merge goes on while the process exits,
+        # which takes tens of milliseconds.
+        threading.Thread(target=_stop, args=(worker,), daemon=True).start()
 
     def _lost(self, worker: _Worker) -> None:
         """A worker died: its data never arrived, so all its chunks are merged again."""
