@@ -169,7 +169,9 @@ class _Run:
         self.workers = workers
         self.progress = progress
         self.max_bytes = max_bytes
-        size = max(8, min(128, len(chosen) // (8 * (len(workers) + 1))))
+        # At the end this process waits for the chunks a worker has queued
+        # (QUEUED_PER_WORKER): chunks of a few milliseconds' work keep that short.
+        size = max(8, min(128, len(chosen) // (32 * (len(workers) + 1))))
         self.chunks = [
             range(start, min(start + size, len(chosen))) for start in range(0, len(chosen), size)
         ]
