@@ -112,11 +112,11 @@ def early_workers(processes: int) -> Iterator[list[_Worker]]:
     with contextlib.suppress(OSError):
         # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
         started.extend(_spawn_workers(processes - 1))
-    if started:
-        # Importing coverage.py to learn its schema takes tens of milliseconds:
-        # spent now, while the workers import, it does not hold them up later.
-        schema_version()
     try:
+        if started:
+            # Importing coverage.py to learn its schema takes tens of milliseconds:
+            # spent now, while the workers import, it does not hold them up later.
+            schema_version()
         yield started
     finally:
         for worker in started:
