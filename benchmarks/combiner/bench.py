@@ -15,7 +15,8 @@ Run: ``make bench-combiner`` (or ``hatch run python benchmarks/combiner/bench.py
    of the files and ``lambda-coverage combine`` over a folder of the same
    bytes, and ``lambda-coverage combine s3://...`` against moto's server on
    127.0.0.1; reports wall time, the ratio, and peak RSS of each, and checks
-   that the merged arcs and contexts are coverage.py's.
+   that the merged arcs and contexts are coverage.py's. The files are flushed
+   to disk (``sync``) before anything is timed.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ def bench(count: int, work: Path, shape: str, *, s3: bool = True) -> dict[str, d
     theirs.mkdir(parents=True)
     for number, path in enumerate(files):
         shutil.copyfile(path, theirs / f".coverage.{number}")
+    # Gigabytes just written would otherwise be written back to disk while the
+    # tools run, taking CPU and I/O from whichever runs then.
+    os.sync()
     # Both tools run in a folder of their own, where no function's source is.
     results = {
         "coverage combine": timed(

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coverage_combiner import CombineOptions, PathRemapper, combine
+from coverage_combiner import CombineOptions, PathRemapper, combine, merge
+from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file
+from coverage_combiner.reader import parse_arcs
 from tests.combiner.conftest import key, read_data, write_data
 
 FILES = ["app.py", "pkg/mod.py", "lib/util.py"]
@@ -248,3 +250,38 @@ def test_version_order_is_numeric_and_latest_is_newest(
         "listed); check the source and the filters, or pass --allow-empty to write an empty "
         "report on purpose\n"
     )
+
+
+def test_groups_that_keep_recurring_stay_known_when_memory_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the memory bound, only groups not seen for a while are parsed again."""
+    common = {"app.py": {(-1, 1), (1, 2), (2, -1)}}
+    # Every input repeats the common group next to one of its own.
+    files = [
+        write_data(
+            tmp_path / f"{n}.coverage",
+            arcs={"orders@1": common, f"orders@{n + 2}": {"app.py": {(-1, n + 3)}}},
+        ).read_bytes()
+        for n in range(12)
+    ]
+    parsed: list[str] = []
+
+    def counting(group: str) -> list[tuple[int, int]]:
+        parsed.append(group)
+        return parse_arcs(group)
+
+    # Room for about two groups per generation: the generations turn every input.
+    monkeypatch.setattr(merge, "KNOWN_GROUP_CHARS", 4 * len("-1 1 2,1 2 -1"))
+    monkeypatch.setattr(merge, "parse_arcs", counting)
+    merger = Merger()
+    for number, data in enumerate(files):
+        merger.add_bytes(f"{number}.coverage", data)
+    result = merger.result()
+
+    assert parsed.count("-1 1 2,1 2 -1") == 1
+    assert len(parsed) == 13
+    assert result.arcs == {
+        ("orders@1", "app.py"): common["app.py"],
+        **{(f"orders@{n + 2}", "app.py"): {(-1, n + 3)} for n in range(12)},
+    }

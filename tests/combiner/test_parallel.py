@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from coverage_combiner import CombineOptions, CombineResult, combine, parallel
+from coverage_combiner import CombineOptions, CombineResult, SourceError, combine, parallel
 from coverage_combiner.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from coverage_combiner.reader import schema_version
 from tests.combiner.conftest import key, write_data
+
+# The module, not the function the package exports under its name.
+combine_module = sys.modules["coverage_combiner.combine"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -155,3 +160,110 @@ def test_processes_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert two["inputs"]["identical_to_another"] == 31
     assert main([*args, "--processes", "0"]) == EXIT_USAGE
     assert "'0' must be at least 1" in capsys.readouterr().err
+
+
+class Spawned:
+    """Records when workers are started, and keeps them to look at afterwards."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[str] = []
+        self.workers: list[parallel._Worker] = []
+        spawn = parallel._spawn_workers
+        list_source = combine_module.list_source
+
+        def spawning(count: int) -> list[parallel._Worker]:
+            self.events.append(f"spawn {count}")
+            started = spawn(count)
+            self.workers.extend(started)
+            return started
+
+        def listing(*args: Any, **kwargs: Any) -> Any:
+            self.events.append("list")
+            return list_source(*args, **kwargs)
+
+        monkeypatch.setattr(parallel, "_spawn_workers", spawning)
+        monkeypatch.setattr(combine_module, "list_source", listing)
+
+
+@pytest.mark.usefixtures("few_per_process")
+def test_workers_start_while_the_sources_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = inputs(tmp_path)
+    alone = combine([str(folder)], CombineOptions(processes=1, version="all"))
+    spawned = Spawned(monkeypatch)
+    recorder = Recorder()
+
+    together = combine([str(folder)], CombineOptions(processes=3, version="all"), recorder)
+
+    assert spawned.events == ["spawn 2", "list", "spawn 0"]
+    assert recorder.by_workers
+    assert summary(together) == summary(alone)
+    assert [worker.process.wait(timeout=10) for worker in spawned.workers] == [0, 0]
+
+
+def test_workers_started_early_and_not_needed_are_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = inputs(tmp_path)
+    alone = combine([str(folder)], CombineOptions(processes=1, version="all"))
+    spawned = Spawned(monkeypatch)
+    recorder = Recorder()
+
+    # 40 inputs are too few for a second process.
+    result = combine([str(folder)], CombineOptions(processes=2, version="all"), recorder)
+
+    assert spawned.events == ["spawn 1", "list"]
+    assert not recorder.by_workers
+    assert summary(result) == summary(alone)
+    assert [worker.process.returncode is not None for worker in spawned.workers] == [True]
+
+
+def test_a_failed_listing_stops_the_workers_started_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned = Spawned(monkeypatch)
+
+    with pytest.raises(SourceError, match="neither a file, a folder"):
+        combine([str(tmp_path / "missing")], CombineOptions(processes=2))
+
+    assert spawned.events == ["spawn 1", "list"]
+    assert [worker.process.returncode is not None for worker in spawned.workers] == [True]
+
+
+def test_the_schema_is_looked_up_while_the_workers_start() -> None:
+    schema_version.cache_clear()
+
+    with parallel.early_workers(2) as started:
+        assert len(started) == 1
+        # Known before the listing, so that telling a worker what to do waits for nothing.
+        assert schema_version.cache_info().currsize == 1
+
+    assert [worker.process.returncode is not None for worker in started] == [True]
+
+
+@pytest.mark.usefixtures("few_per_process")
+def test_the_merge_does_not_wait_for_a_finished_worker_to_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = inputs(tmp_path)
+    stopped: list[tuple[parallel._Worker, threading.Thread]] = []
+    stop = parallel._stop
+
+    called = threading.Event()
+
+    def recording(worker: parallel._Worker) -> None:
+        stopped.append((worker, threading.current_thread()))
+        called.set()
+        stop(worker)
+
+    monkeypatch.setattr(parallel, "_stop", recording)
+
+    combine([str(folder)], CombineOptions(processes=2, version="all"))
+
+    assert called.wait(timeout=10)
+    assert len(stopped) == 1
+    worker, thread = stopped[0]
+    assert thread is not threading.main_thread()
+    thread.join(timeout=10)
+    assert worker.process.returncode == 0

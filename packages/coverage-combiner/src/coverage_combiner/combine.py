@@ -23,7 +23,7 @@ from coverage_combiner.merge import (
     split_context,
     version_order,
 )
-from coverage_combiner.parallel import available_cpus, merge_inputs
+from coverage_combiner.parallel import available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.sources import Input, list_source
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
@@ -114,9 +114,64 @@ def combine(
     """
     options = options or CombineOptions()
     report = progress or (lambda stage, done, total: None)
+    processes = options.processes or available_cpus()
+    # Workers start up while the sources are listed.
+    with early_workers(processes) as started:
+        chosen, listed = _list(sources, options, report, s3)
+        merger, rejected = merge_inputs(
+            chosen,
+            jobs=options.jobs,
+            max_bytes=options.max_bytes,
+            processes=processes,
+            report=report,
+            # Other processes fetch with boto3's own configuration, not with a client passed here.
+            portable=s3 is None,
+            started=started,
+        )
+    try:
+        merged = merger.result()
+        duplicates = merger.duplicates
+    finally:
+        merger.close()
+    merged.inputs.sort()
+    if options.function is not None:
+        merged = _only_function(merged, options.function)
+    merged, versions = select_versions(merged, options.version)
+    result = CombineResult(
+        merged=merged,
+        versions=versions,
+        rejected=sorted(rejected),
+        skipped=listed.skipped,
+        probes=listed.probes,
+        duplicates=duplicates,
+        superseded=listed.superseded,
+        warnings=[f"{spec}: no data file there" for spec in listed.empty]
+        + _version_warnings(versions, options.version)
+        + _kind_warnings(merged),
+    )
+    if not merged.files() and not options.allow_empty:
+        raise NoDataError(_nothing_found(sources, options, len(listed.inputs), result), result)
+    return result
+
+
+@dataclass
+class _Listed:
+    """What the sources held besides the inputs chosen."""
+
+    inputs: list[Input]
+    skipped: list[tuple[str, str]]
+    probes: int
+    superseded: int
+    #: Sources that hold no data file at all, when others do (named, not passed over).
+    empty: list[str]
+
+
+def _list(
+    sources: Sequence[str], options: CombineOptions, report: Progress, s3: S3Client | None
+) -> tuple[list[Input], _Listed]:
+    """List every source and choose the inputs to merge."""
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
-    #: Sources that hold no data file at all, when others do (named, not passed over).
     empty: list[str] = []
     probes = 0
     for spec in sources:
@@ -133,39 +188,7 @@ def combine(
         if not listing.inputs and len(sources) > 1:
             empty.append(spec)
     chosen, superseded = _choose(inputs, options)
-    merger, rejected = merge_inputs(
-        chosen,
-        jobs=options.jobs,
-        max_bytes=options.max_bytes,
-        processes=options.processes or available_cpus(),
-        report=report,
-        # Other processes fetch with boto3's own configuration, not with a client passed here.
-        portable=s3 is None,
-    )
-    try:
-        merged = merger.result()
-        duplicates = merger.duplicates
-    finally:
-        merger.close()
-    merged.inputs.sort()
-    if options.function is not None:
-        merged = _only_function(merged, options.function)
-    merged, versions = select_versions(merged, options.version)
-    result = CombineResult(
-        merged=merged,
-        versions=versions,
-        rejected=sorted(rejected),
-        skipped=skipped,
-        probes=probes,
-        duplicates=duplicates,
-        superseded=superseded,
-        warnings=[f"{spec}: no data file there" for spec in empty]
-        + _version_warnings(versions, options.version)
-        + _kind_warnings(merged),
-    )
-    if not merged.files() and not options.allow_empty:
-        raise NoDataError(_nothing_found(sources, options, len(inputs), result), result)
-    return result
+    return chosen, _Listed(inputs, skipped, probes, superseded, empty)
 
 
 def _nothing_found(

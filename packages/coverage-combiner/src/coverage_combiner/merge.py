@@ -99,8 +99,12 @@ class Merged:
 
 Key = tuple[str, str]
 
-#: Arc groups already merged are remembered up to this many characters in all
-#: (then forgotten, and parsed again if seen again): memory stays bounded.
+#: Arc groups already merged are remembered up to this many characters in all:
+#: memory stays bounded. Past half of it, the groups remembered become the
+#: older generation and the newer starts empty; a group seen in the older
+#: generation moves to the newer one, so groups that keep recurring stay known
+#: and only those not seen for a while are forgotten (and parsed again if
+#: they come back).
 KNOWN_GROUP_CHARS = 4_000_000
 
 
@@ -135,8 +139,10 @@ class Merger:
         """``schema_version``: the data schema to accept (default: this coverage.py's)."""
         self._reader = DataFileReader(schema_version)
         self._arcs: dict[Key, set[Arc]] = {}
-        #: Arc groups merged already, per key: seen again, they cost one lookup.
-        self._known: dict[Key, set[str]] = {}
+        #: Arc groups merged already, as (context, path, group), newer and
+        #: older generation: seen again, they cost one or two lookups.
+        self._known: set[tuple[str, str, str]] = set()
+        self._older: set[tuple[str, str, str]] = set()
         self._known_chars = 0
         self._lines: dict[Key, int] = {}
         self._merged: list[tuple[str, bytes | None]] = []
@@ -198,18 +204,19 @@ class Merger:
     def _add_contents(self, contents: Contents) -> None:
         # Every new group is parsed (and so checked) before anything is merged:
         # a rejected input contributes nothing.
-        new: list[tuple[Key, str, list[Arc]]] = []
-        for context, path, group in contents.arcs:
-            key = (context, path)
-            known = self._known.get(key)
-            if known is None or group not in known:
-                new.append((key, group, parse_arcs(group)))
-        for key, group, arcs in new:
-            self._arcs.setdefault(key, set()).update(arcs)
-            self._known.setdefault(key, set()).add(group)
-            self._known_chars += len(group)
-        if self._known_chars > KNOWN_GROUP_CHARS:
-            self._known.clear()
+        known = self._known
+        new: list[tuple[tuple[str, str, str], list[Arc] | None]] = []
+        for row in contents.arcs:
+            if row not in known:
+                new.append((row, None if row in self._older else parse_arcs(row[2])))
+        for row, arcs in new:
+            if arcs is not None:
+                self._arcs.setdefault((row[0], row[1]), set()).update(arcs)
+            known.add(row)
+            self._known_chars += len(row[2])
+        if self._known_chars > KNOWN_GROUP_CHARS // 2:
+            self._older = known
+            self._known = set()
             self._known_chars = 0
         for context, path, numbits in contents.lines:
             key = (context, path)

@@ -99,6 +99,30 @@ class _Progress:
         self._report(stage, done, self._total)
 
 
+@contextlib.contextmanager
+def early_workers(processes: int) -> Iterator[list[_Worker]]:
+    """Worker processes for up to ``processes`` processes in all, started now.
+
+    A worker needs about 0.1 s to start and import, which it spends while
+    this process looks up the data schema and lists the sources. Pass the
+    list to :func:`merge_inputs`, which takes the workers it needs out of it;
+    the rest are stopped on exit, unused.
+    """
+    started: list[_Worker] = []
+    with contextlib.suppress(OSError):
+        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
+        started.extend(_spawn_workers(processes - 1))
+    try:
+        if started:
+            # Importing coverage.py to learn its schema takes tens of milliseconds:
+            # spent now, while the workers import, it does not hold them up later.
+            schema_version()
+        yield started
+    finally:
+        for worker in started:
+            _kill(worker)
+
+
 def merge_inputs(
     chosen: Sequence[Input],
     *,
@@ -107,20 +131,22 @@ def merge_inputs(
     processes: int,
     report: Report,
     portable: bool = True,
+    started: list[_Worker] | None = None,
 ) -> tuple[Merger, list[tuple[str, str]]]:
     """Fetch, check and merge ``chosen`` with up to ``processes`` processes in all.
 
     ``jobs`` fetches run at once, shared among the processes. ``portable``
     says whether S3 inputs may be fetched by other processes with boto3's own
     configuration (not when the caller passed an S3 client of its own).
-    Returns the merger holding the union (the caller closes it) and the
-    rejected inputs with their reasons.
+    ``started`` holds workers started already (:func:`early_workers`); those
+    used are taken out of it. Returns the merger holding the union (the
+    caller closes it) and the rejected inputs with their reasons.
     """
     tasks = [_task(item, portable) for item in chosen]
     wanted = min(processes, len(chosen) // MIN_INPUTS_PER_PROCESS)
     workers: list[_Worker] = []
     if wanted > 1 and all(task is not None for task in tasks):
-        workers = _start_workers(wanted - 1, -(-jobs // wanted), max_bytes)
+        workers = _start_workers(wanted - 1, -(-jobs // wanted), max_bytes, started or [])
     run = _Run(chosen, tasks, workers, _Progress(report, len(chosen)), max_bytes)
     with _fetch_pool(chosen, -(-jobs // (len(workers) + 1))) as pool:
         run.go(pool, -(-jobs // (len(workers) + 1)))
@@ -143,7 +169,9 @@ class _Run:
         self.workers = workers
         self.progress = progress
         self.max_bytes = max_bytes
-        size = max(8, min(128, len(chosen) // (8 * (len(workers) + 1))))
+        # At the end this process waits for the chunks a worker has queued
+        # (QUEUED_PER_WORKER): chunks of a few milliseconds' work keep that short.
+        size = max(8, min(128, len(chosen) // (32 * (len(workers) + 1))))
         self.chunks = [
             range(start, min(start + size, len(chosen))) for start in range(0, len(chosen), size)
         ]
@@ -211,7 +239,9 @@ class _Run:
         self.merger.absorb(partial)
         self.rejected.extend(worker.rejected)
         self.workers.remove(worker)
-        _stop(worker)
+        # Its work is all here: the merge goes on while the process exits,
+        # which takes tens of milliseconds.
+        threading.Thread(target=_stop, args=(worker,), daemon=True).start()
 
     def _lost(self, worker: _Worker) -> None:
         """A worker died: its data never arrived, so all its chunks are merged again."""
@@ -233,22 +263,40 @@ def _task(item: Input, portable: bool) -> Task | None:
     return None
 
 
-def _start_workers(count: int, jobs: int, max_bytes: int) -> list[_Worker]:
-    """Start ``count`` worker processes; as many as could be started (maybe none)."""
+def _start_workers(count: int, jobs: int, max_bytes: int, started: list[_Worker]) -> list[_Worker]:
+    """``count`` workers, taken from ``started`` first, told what to do.
+
+    As many as could be started (maybe none).
+    """
+    workers = started[:count]
+    del started[:count]
+    try:
+        workers.extend(_spawn_workers(count - len(workers)))
+        for worker in workers:
+            worker.sender.send((jobs, max_bytes, schema_version()))
+    except OSError:
+        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
+        for worker in workers:
+            _kill(worker)
+        return []
+    return workers
+
+
+def _spawn_workers(count: int) -> list[_Worker]:
+    """Start ``count`` worker processes, waiting to be told what to do."""
     workers: list[_Worker] = []
+    if count < 1:
+        return workers
     # The worker imports this package from wherever this process did.
     path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)
     environment = {**os.environ, "PYTHONPATH": path}
     try:
         for _ in range(count):
             workers.append(_start_worker(environment))
-        for worker in workers:
-            worker.sender.send((jobs, max_bytes, schema_version()))
     except OSError:
-        # No processes in this sandbox, no pipes left, no interpreter at sys.executable.
         for worker in workers:
-            _stop(worker)
-        return []
+            _kill(worker)
+        raise
     return workers
 
 
@@ -280,6 +328,12 @@ def _start_worker(environment: dict[str, str]) -> _Worker:
     return _Worker(
         process, Connection(mine_in, writable=False), Connection(mine_out, readable=False)
     )
+
+
+def _kill(worker: _Worker) -> None:
+    """Stop a worker that holds no work: there is nothing to wait for."""
+    worker.process.kill()
+    _stop(worker)
 
 
 def _stop(worker: _Worker) -> None:
