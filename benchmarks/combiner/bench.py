@@ -9,8 +9,8 @@ Run: ``make bench-combiner`` (or ``hatch run python benchmarks/combiner/bench.py
    is merge speed alone), in one of two shapes (``--shape``, both by default):
    ``single``, one context per file, each the arcs of a random subset of
    scenarios; ``contexts``, two to four ``function@version`` contexts per file
-   (four functions, two versions each, each function's files in a folder of
-   its own), each context the union of its own random subset of scenarios.
+   (four functions, two versions each, every function's files under the same
+   names, as on Lambda), each context the union of its own random subset.
 3. Times, each in its own process, ``coverage combine --keep`` over a folder
    of the files and ``lambda-coverage combine`` over a folder of the same
    bytes, and ``lambda-coverage combine s3://...`` against moto's server on
