@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from coverage_wrapper.constants import (
-    DEFAULT_S3_PREFIX,
-    ENV_ORIGINAL_HANDLER,
-    ENV_S3_BUCKET,
-    ENV_S3_PREFIX,
-    ZERO_CODE_HANDLER,
-)
+from coverage_wrapper.constants import DEFAULT_S3_PREFIX, ZERO_CODE_HANDLER
+from coverage_wrapper.instrumentation import coverage_environment, zero_code_environment
 from test_stack.functions import LambdaFunction
 from test_stack.layer import Layer
 
@@ -25,12 +20,17 @@ def instrument(
 ) -> LambdaFunction:
     """``function`` with the wrapper's handler, its own handler kept aside, and the layer.
 
-    ``settings`` are further ``COVERAGE_*`` variables (``COVERAGE_LOG_LEVEL="DEBUG"``).
+    The variables are the ones the CDK constructs set (the same functions make
+    them); ``settings`` are further ``COVERAGE_*`` variables
+    (``COVERAGE_LOG_LEVEL="DEBUG"``) and win over those.
     """
     if function.handler == ZERO_CODE_HANDLER:
         raise ValueError(f"function {function.name!r} is already instrumented")
     instrumented = replace(function, handler=ZERO_CODE_HANDLER, layer=layer)
     return instrumented.with_environment(
-        **{ENV_ORIGINAL_HANDLER: function.handler, ENV_S3_BUCKET: bucket, ENV_S3_PREFIX: prefix},
-        **settings,
+        **{
+            **coverage_environment(bucket=bucket, prefix=prefix),
+            **zero_code_environment(function.handler),
+            **settings,
+        }
     )

@@ -36,7 +36,6 @@ from coverage_cdk_constructs.environment import (
     ENV_S3_BUCKET,
     ENV_S3_KEY_TEMPLATE,
     ENV_S3_PREFIX,
-    ENV_SAMPLE_RATE,
     KEY_TEMPLATE,
     ZERO_CODE_HANDLER,
     function_keys_pattern,
@@ -44,6 +43,7 @@ from coverage_cdk_constructs.environment import (
 from coverage_cdk_constructs.lambda_platform import SUPPORTED_PYTHONS
 from coverage_cdk_constructs.layers import CoverageLayers, describe_layer_choice, layer_for_function
 from coverage_cdk_constructs.nag import WRITE_REASON, acknowledge_wildcards
+from coverage_wrapper.instrumentation import coverage_environment, zero_code_environment
 
 COVERAGE_MODES: Final = ("zero-code", "decorator")
 #: The id of the write policy each instrumented function gets.
@@ -250,13 +250,12 @@ def _set_environment(
 ) -> dict[str, Any]:
     """Add the variables the function does not set itself; the ones it sets, by name."""
     stack = Stack.of(function)
-    wanted = {
-        ENV_ENABLED: "true",
-        ENV_S3_BUCKET: settings.target.bucket_name,
-        ENV_S3_PREFIX: settings.raw_prefix,
-        ENV_S3_KEY_TEMPLATE: KEY_TEMPLATE,
-        ENV_SAMPLE_RATE: f"{settings.sample_rate:g}",
-    }
+    wanted = coverage_environment(
+        bucket=settings.target.bucket_name,
+        prefix=settings.raw_prefix,
+        key_template=KEY_TEMPLATE,
+        sample_rate=settings.sample_rate,
+    )
     kept: dict[str, Any] = {}
     for name, value in wanted.items():
         if name not in existing:
@@ -271,7 +270,8 @@ def _set_environment(
             if cfn.handler != ZERO_CODE_HANDLER:
                 kept[ENV_ORIGINAL_HANDLER] = existing[ENV_ORIGINAL_HANDLER]
         elif cfn.handler is not None and cfn.handler != ZERO_CODE_HANDLER:
-            function.add_environment(ENV_ORIGINAL_HANDLER, cfn.handler)
+            for name, value in zero_code_environment(cfn.handler).items():
+                function.add_environment(name, value)
             cfn.handler = ZERO_CODE_HANDLER
     return kept
 
