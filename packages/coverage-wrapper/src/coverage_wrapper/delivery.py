@@ -8,9 +8,12 @@ only once S3 has it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from coverage_wrapper.logs import log
 from coverage_wrapper.spool import Spool
 from coverage_wrapper.uploader import S3Uploader, UploadFailed, UploadReceipt
 
@@ -56,3 +59,17 @@ def deliver_spool(
         spool.remove(entry)
         sent.append(receipt)
     return Delivery(tuple(sent), None, 0)
+
+
+def log_failure(failure: UploadFailed, bucket: str | None, **fields: Any) -> None:
+    """Say why an upload failed: an error for a configuration problem, else a warning."""
+    log(
+        logging.ERROR if failure.kind == "config" else logging.WARNING,
+        "Coverage upload failed; the data stays in the spool",
+        s3_bucket=bucket,
+        **fields,
+        error_code=failure.code,
+        error_kind=failure.kind,
+        attempts=failure.attempts,
+        error=str(failure),
+    )

@@ -38,7 +38,7 @@ from typing import Any, Final
 from coverage_wrapper import logs
 from coverage_wrapper.config import WrapperConfig, load_config
 from coverage_wrapper.constants import EXTENSION_NAME
-from coverage_wrapper.delivery import deliver_spool
+from coverage_wrapper.delivery import deliver_spool, log_failure
 from coverage_wrapper.handoff import Inbox
 from coverage_wrapper.logs import log
 from coverage_wrapper.spool import Spool
@@ -204,16 +204,7 @@ class CoverageExtension:
             )
         failure = delivery.failure
         if failure is not None:
-            level = logging.ERROR if failure.kind == "config" else logging.WARNING
-            log(
-                level,
-                "Coverage upload failed; the data stays in the spool",
-                s3_bucket=self.config.s3_bucket,
-                error_code=failure.code,
-                error_kind=failure.kind,
-                attempts=failure.attempts,
-                error=str(failure),
-            )
+            log_failure(failure, self.config.s3_bucket)
         elif delivery.left:
             log(
                 logging.WARNING,

@@ -26,7 +26,7 @@ from typing import Any
 from coverage_wrapper import logs
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import WrapperConfig, environment_config
-from coverage_wrapper.delivery import deliver_spool
+from coverage_wrapper.delivery import deliver_spool, log_failure
 from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
 from coverage_wrapper.handoff import ATTACH, DONE, FINAL, ExtensionLink
 from coverage_wrapper.identity import (
@@ -301,17 +301,7 @@ class ContainerSession:
             self.status.uploaded_files += len(delivery.sent)
             self.status.failed_uploads += 1 if failure else 0
         if failure is not None:
-            level = logging.ERROR if failure.kind == "config" else logging.WARNING
-            log(
-                level,
-                "Coverage upload failed; the data stays in the spool",
-                s3_bucket=self.config.s3_bucket,
-                s3_key=key,
-                error_code=failure.code,
-                error_kind=failure.kind,
-                attempts=failure.attempts,
-                error=str(failure),
-            )
+            log_failure(failure, self.config.s3_bucket, s3_key=key)
             return FlushRecord(
                 time=_now(), outcome="failed", s3_key=key, bytes=size, error=str(failure)
             )
