@@ -40,6 +40,8 @@ from coverage_wrapper.spool import Spool
 from coverage_wrapper.status import FlushRecord, ProcessStatus
 from coverage_wrapper.uploader import S3Uploader, UploadFailed
 
+#: Seconds an upload may take in a call without a Lambda context.
+NO_CONTEXT_BUDGET = 5.0
 #: Seconds kept back from the function's remaining time: an upload must never
 #: push the invocation into its timeout.
 DEADLINE_MARGIN = 0.5
@@ -382,6 +384,10 @@ class ContainerSession:
         if callable(remaining):
             with contextlib.suppress(TypeError, ValueError):
                 budget = min(budget, float(remaining()) / 1000 - DEADLINE_MARGIN)
+        else:
+            # No Lambda context (a local call, a unit test): nothing says how
+            # long the caller may wait, so not the whole upload timeout.
+            budget = min(budget, NO_CONTEXT_BUDGET)
         return max(0.0, budget)
 
     def _key(self, seq: int) -> str:

@@ -6,12 +6,19 @@ function ~100 ms it may never need. One client per process. The endpoint is
 boto3's own business (``AWS_ENDPOINT_URL_S3``), so the same code talks to
 moto on a laptop and to S3 in Lambda.
 
-Errors fall into three kinds. Transient ones (throttling, 5xx, timeouts,
-broken connections) are retried with exponential backoff and full jitter
-while the budget lasts. Configuration errors (access denied, no such bucket,
-no credentials) cannot heal by retrying: they are not retried, and uploads
-pause for a while so that every invocation does not pay for the same
-failure. Anything else the service rejects is not retried either.
+Errors fall into four kinds. Transient ones (throttling, 5xx, read
+timeouts, a connection closed mid-answer) are retried with exponential
+backoff and full jitter while the budget lasts. Configuration errors (access
+denied, no such bucket, no credentials) cannot heal by retrying: they are not
+retried, and uploads pause for a while so that every invocation does not pay
+for the same failure. Connection errors (nothing answers at the endpoint)
+are not retried either, and pause uploads for a shorter time that grows while
+they last (5 s, 10 s, ... up to 5 minutes). Anything else the service rejects
+is not retried.
+
+No attempt may outlast the deadline it is given: each runs on a client
+whose connect and read timeouts fit in the time left (a few clients at most,
+one per step of :data:`ATTEMPT_CAPS`).
 """
 
 from __future__ import annotations
@@ -57,12 +64,19 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 #: After a configuration error, uploads pause for this long (seconds).
 CONFIG_ERROR_PAUSE = 300.0
+#: After a connection error, uploads pause for this long, doubling while they
+#: go on failing, up to :data:`CONFIG_ERROR_PAUSE` (seconds).
+CONNECTION_ERROR_PAUSE = 5.0
+#: The longest one attempt may take (connect plus read), in steps: an attempt
+#: gets the largest step that fits in the time left.
+ATTEMPT_CAPS = (0.2, 0.5, 1.0, 2.0, 5.0, 20.0)
 _BASE_DELAY = 0.1
 _MAX_DELAY = 2.0
 
 
 class UploadFailed(Exception):
-    """An upload did not succeed. ``kind`` is ``config``, ``transient`` or ``rejected``."""
+    """An upload did not succeed: ``kind`` is ``config``, ``connection``, ``transient`` or
+    ``rejected``."""
 
     def __init__(self, message: str, *, kind: str, code: str, attempts: int) -> None:
         super().__init__(message)
@@ -88,26 +102,31 @@ class S3Uploader:
         self.bucket = bucket
         self.timeout = timeout
         self.region = region
-        self._client: S3Client | None = None
+        self._clients: dict[float, S3Client] = {}
         self._lock = threading.Lock()
         self.paused_until = 0.0
         self.pause_reason: str | None = None
+        #: How long the next connection error pauses uploads.
+        self._connection_pause = CONNECTION_ERROR_PAUSE
 
     @property
     def paused(self) -> bool:
-        """Whether uploads are paused after a configuration error."""
+        """Whether uploads are paused after a configuration or connection error."""
         return time.monotonic() < self.paused_until
 
-    def client(self) -> S3Client:
-        """The process's S3 client, created on first use."""
+    def client(self, time_left: float | None = None) -> S3Client:
+        """An S3 client whose attempts fit in ``time_left`` seconds (the budget when None)."""
+        fits = [cap for cap in ATTEMPT_CAPS if cap <= (time_left or self.timeout)]
+        cap = fits[-1] if fits else ATTEMPT_CAPS[0]
         with self._lock:
-            if self._client is None:
+            if cap not in self._clients:
                 import boto3
                 from botocore.config import Config
 
                 config = Config(
-                    connect_timeout=max(0.5, min(3.0, self.timeout / 4)),
-                    read_timeout=max(1.0, min(10.0, self.timeout / 2)),
+                    # Connect and read share the cap: together they never outlast it.
+                    connect_timeout=min(max(0.5, min(3.0, self.timeout / 4)), cap / 2),
+                    read_timeout=min(max(1.0, min(10.0, self.timeout / 2)), cap / 2),
                     # We retry ourselves, within our own budget.
                     retries={"max_attempts": 1, "mode": "standard"},
                 )
@@ -116,8 +135,10 @@ class S3Uploader:
                     kwargs["region_name"] = self.region
                 # A session of our own: the function's default session (its
                 # credentials, its event hooks) is the function's business.
-                self._client = boto3.session.Session().client("s3", **kwargs)
-            return self._client
+                client = boto3.session.Session().client("s3", **kwargs)
+                client.meta.events.register("before-send.s3.PutObject", _no_expect_continue)
+                self._clients[cap] = client
+            return self._clients[cap]
 
     def put(
         self, key: str, body: bytes, metadata: dict[str, str], *, deadline: float
@@ -130,7 +151,7 @@ class S3Uploader:
         while True:
             attempt += 1
             try:
-                self.client().put_object(
+                self.client(deadline - time.monotonic()).put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=body,
@@ -148,10 +169,16 @@ class S3Uploader:
                 )
             else:
                 elapsed = (time.monotonic() - started) * 1000
+                self._connection_pause = CONNECTION_ERROR_PAUSE
                 return UploadReceipt(key=key, size=len(body), attempts=attempt, elapsed_ms=elapsed)
             if failure.kind == "config":
                 self.paused_until = time.monotonic() + CONFIG_ERROR_PAUSE
                 self.pause_reason = str(failure)
+                raise failure
+            if failure.kind == "connection":
+                self.paused_until = time.monotonic() + self._connection_pause
+                self.pause_reason = str(failure)
+                self._connection_pause = min(CONFIG_ERROR_PAUSE, self._connection_pause * 2)
                 raise failure
             if failure.kind != "transient":
                 raise failure
@@ -159,6 +186,13 @@ class S3Uploader:
             if time.monotonic() + delay >= deadline:
                 raise failure
             time.sleep(delay)
+
+
+def _no_expect_continue(request: Any, **_: Any) -> None:
+    # botocore asks S3 to accept a PutObject's body first (Expect: 100-continue)
+    # and waits up to two seconds, whatever the timeouts, for an endpoint that
+    # never answers. A data file is a few dozen kilobytes: send it at once.
+    request.headers.pop("Expect", None)
 
 
 def _classify_client_error(exc: Any) -> tuple[str, str]:
@@ -177,14 +211,20 @@ def _classify_botocore_error(exc: Exception) -> tuple[str, str]:
         ConnectionError as BotoConnectionError,
     )
     from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
         HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProxyConnectionError,
     )
 
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
         return type(exc).__name__, "config"
+    # Nothing answered at all: retrying at once would only wait again.
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ProxyConnectionError):
+        return type(exc).__name__, "connection"
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         return type(exc).__name__, "transient"
     return type(exc).__name__, "rejected"
