@@ -359,3 +359,13 @@ def test_end_to_end_from_real_wrapper_uploads(
     # Three invocations, two cumulative snapshots (the third ran nothing new), one read.
     assert summary["inputs"]["superseded_snapshots"] == 1
     assert summary["totals"]["percent_covered"] == 100.0
+
+
+def test_a_bad_key_template_names_the_variable(
+    lambda_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coverage_combiner.errors import CombinerError
+
+    monkeypatch.setenv("COVERAGE_S3_KEY_TEMPLATE", "{prefix}x.coverage")
+    with pytest.raises(CombinerError, match=r"^COVERAGE_S3_KEY_TEMPLATE of this function: key "):
+        handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)

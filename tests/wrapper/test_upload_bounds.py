@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from coverage_wrapper import coverage_handler
-from coverage_wrapper.session import DEADLINE_MARGIN, current_session
+from coverage_wrapper.session import current_session
 from coverage_wrapper.uploader import CONNECTION_ERROR_PAUSE, S3Uploader, UploadFailed
 from tests.wrapper.conftest import lambda_context, write_module
 
@@ -54,7 +54,6 @@ def test_a_silent_endpoint_holds_the_call_no_longer_than_its_remaining_time(
     last = session.status.last_flush
     assert last is not None
     assert last.outcome == "failed"
-    assert DEADLINE_MARGIN < 0.6
 
 
 def test_a_refused_connection_pauses_uploads_for_a_growing_while(

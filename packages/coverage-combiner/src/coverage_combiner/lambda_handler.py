@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from coverage_combiner.combine import CombineOptions, combine
-from coverage_combiner.errors import NoDataError
+from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.keys import is_data_key
 from coverage_combiner.merge import Merger
 from coverage_combiner.outputs import write_data_file, write_outputs
@@ -47,6 +47,7 @@ from coverage_wrapper.keys import (
     DEFAULT_COMBINED_PREFIX,
     DEFAULT_KEY_TEMPLATE,
     DEFAULT_S3_PREFIX,
+    KeyTemplate,
     normalize_prefix,
 )
 
@@ -62,12 +63,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     keys = created_keys(event, bucket)
     if keys is not None:
         return merge_into_rolling(bucket, keys, raw_prefix=raw, combined_prefix=combined)
-    return combine_all(
-        bucket,
-        raw_prefix=raw,
-        combined_prefix=combined,
-        key_template=os.environ.get(ENV_S3_KEY_TEMPLATE) or DEFAULT_KEY_TEMPLATE,
-    )
+    template = os.environ.get(ENV_S3_KEY_TEMPLATE) or DEFAULT_KEY_TEMPLATE
+    try:
+        KeyTemplate.parse_template(template)
+    except ValueError as exc:
+        raise CombinerError(
+            f"{ENV_S3_KEY_TEMPLATE} of this function: {exc}; set it to the template the "
+            "instrumented functions write with"
+        ) from exc
+    return combine_all(bucket, raw_prefix=raw, combined_prefix=combined, key_template=template)
 
 
 def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:

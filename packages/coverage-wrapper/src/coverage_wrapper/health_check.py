@@ -41,7 +41,7 @@ def get_coverage_status() -> dict[str, Any]:
                 )
         uploader = session._uploader
         if uploader is not None and uploader.paused and uploader.pause_reason:
-            problems.append(f"uploads paused after a configuration error: {uploader.pause_reason}")
+            problems.append(f"uploads paused after: {uploader.pause_reason}")
     elif config.enabled:
         measurement["state"] = "not-started"
     return {
