@@ -89,9 +89,15 @@ def test_the_examples_cover_every_usage_pattern(
     functions = _functions(stack)
     by_code = {
         name: functions[logical_id(_find(stack, name))]
-        for name in ("Simple", "Decorator", "ContextManager", "Health", "Advanced",
-                     "Combiner/Function")
-    }  # fmt: skip
+        for name in (
+            "Simple",
+            "Decorator",
+            "ContextManager",
+            "Health",
+            "Advanced",
+            "Combiner/Function",
+        )
+    }
     modes = {
         name: (
             by_code[name]["Handler"],

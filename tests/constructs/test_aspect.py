@@ -39,39 +39,63 @@ def mixed() -> tuple[cdk.Stack, dict[str, str], dict[str, Any]]:
     made: dict[str, lambda_.Function] = {}
     for minor in range(10, 15):
         made[f"Py3{minor}"] = lambda_.Function(
-            stack, f"Py3{minor}", runtime=getattr(lambda_.Runtime, f"PYTHON_3_{minor}"),
-            handler=f"svc{minor}.handler", code=code(),
-        )  # fmt: skip
+            stack,
+            f"Py3{minor}",
+            runtime=getattr(lambda_.Runtime, f"PYTHON_3_{minor}"),
+            handler=f"svc{minor}.handler",
+            code=code(),
+        )
     # A runtime newer than this release measures: recognised as Python by its
     # name, and left alone with a warning rather than failing the synthesis.
     made["Future"] = lambda_.Function(
-        stack, "Future", runtime=lambda_.Runtime(
+        stack,
+        "Future",
+        runtime=lambda_.Runtime(
             "python3.99", lambda_.RuntimeFamily.PYTHON, supports_inline_code=True
         ),
-        handler="future.handler", code=code(),
-    )  # fmt: skip
+        handler="future.handler",
+        code=code(),
+    )
     made["Node"] = lambda_.Function(
-        stack, "Node", runtime=lambda_.Runtime.NODEJS_20_X, handler="index.handler",
+        stack,
+        "Node",
+        runtime=lambda_.Runtime.NODEJS_20_X,
+        handler="index.handler",
         code=lambda_.Code.from_inline("exports.handler = async () => 1;"),
-    )  # fmt: skip
+    )
     made["Image"] = lambda_.DockerImageFunction(
-        stack, "Image",
+        stack,
+        "Image",
         code=lambda_.DockerImageCode.from_ecr(ecr.Repository.from_repository_name(stack, "R", "i")),
-    )  # fmt: skip
+    )
     tools = Construct(stack, "Tools")
     made["Excluded"] = lambda_.Function(
-        tools, "Excluded", runtime=lambda_.Runtime.PYTHON_3_12, handler="tool.handler",
+        tools,
+        "Excluded",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="tool.handler",
         code=code(),
-    )  # fmt: skip
+    )
     CoverageInstrumentation.exclude(tools)
     made["OptedOut"] = InstrumentedFunction(
-        stack, "OptedOut", bucket=bucket, coverage_enabled=False,
-        runtime=lambda_.Runtime.PYTHON_3_12, handler="prod.handler", code=code(),
-    )  # fmt: skip
+        stack,
+        "OptedOut",
+        bucket=bucket,
+        coverage_enabled=False,
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="prod.handler",
+        code=code(),
+    )
     made["Decorated"] = InstrumentedFunction(
-        stack, "Decorated", bucket=bucket, layer=layer, coverage_mode="decorator",
-        runtime=lambda_.Runtime.PYTHON_3_12, handler="deco.handler", code=code(),
-    )  # fmt: skip
+        stack,
+        "Decorated",
+        bucket=bucket,
+        layer=layer,
+        coverage_mode="decorator",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="deco.handler",
+        code=code(),
+    )
     aspect = CoverageInstrumentation(bucket=bucket, layer=layer, sample_rate=0.5)
     cdk.Aspects.of(stack).add(aspect, priority=cdk.AspectPriority.MUTATING)
     # Added twice with other settings (e.g. by two teams' code): instrumented
@@ -81,8 +105,7 @@ def mixed() -> tuple[cdk.Stack, dict[str, str], dict[str, Any]]:
     )
     template = assertions.Template.from_stack(stack)
     ids = {name: logical_id(f) for name, f in made.items()}
-    ids |= {f"{n}Role": role_id(f)
-            for n, f in made.items() if f.role is not None}  # fmt: skip
+    ids |= {f"{n}Role": role_id(f) for n, f in made.items() if f.role is not None}
     ids["Bucket"] = logical_id(bucket.bucket)
     return stack, ids, template.to_json()["Resources"]
 
@@ -188,9 +211,13 @@ def test_without_a_layer_the_aspect_uses_the_stacks_own(layers_built: type[Cover
     stack = cdk.Stack(cdk.App(), "AspectLayer")
     bucket = CoverageBucket(stack, "Coverage")
     function = lambda_.Function(
-        stack, "Arm", runtime=lambda_.Runtime.PYTHON_3_13, handler="app.handler", code=code(),
+        stack,
+        "Arm",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="app.handler",
+        code=code(),
         architecture=lambda_.Architecture.ARM_64,
-    )  # fmt: skip
+    )
     cdk.Aspects.of(stack).add(
         CoverageInstrumentation(bucket=bucket), priority=cdk.AspectPriority.MUTATING
     )

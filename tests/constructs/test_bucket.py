@@ -35,34 +35,54 @@ def test_defaults_private_s3_managed_tls_only_retained(
         "AWS::S3::Bucket",
         {
             "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True, "BlockPublicPolicy": True,
-                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
             },
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-            ]},
-            "LifecycleConfiguration": {"Rules": [
-                {
-                    "Id": "ExpireRawCoverageData", "Prefix": "coverage/",
-                    "ExpirationInDays": 30, "Status": "Enabled",
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                },
-                {
-                    "Id": "ExpireCombinedReports", "Prefix": "coverage-combined/",
-                    "ExpirationInDays": 365, "Status": "Enabled",
-                },
-            ]},
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "LifecycleConfiguration": {
+                "Rules": [
+                    {
+                        "Id": "ExpireRawCoverageData",
+                        "Prefix": "coverage/",
+                        "ExpirationInDays": 30,
+                        "Status": "Enabled",
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    },
+                    {
+                        "Id": "ExpireCombinedReports",
+                        "Prefix": "coverage-combined/",
+                        "ExpirationInDays": 365,
+                        "Status": "Enabled",
+                    },
+                ]
+            },
         },
-    )  # fmt: skip
+    )
     template.has_resource_properties(
         "AWS::S3::BucketPolicy",
-        {"PolicyDocument": {"Statement": Match.array_with([
-            Match.object_like({
-                "Effect": "Deny", "Action": "s3:*", "Principal": {"AWS": "*"},
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            })
-        ])}},
-    )  # fmt: skip
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Principal": {"AWS": "*"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
     template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
 
 
@@ -70,11 +90,17 @@ def test_every_prop_shapes_the_bucket() -> None:
     stack = cdk.Stack(cdk.App(), "Props")
     key = kms.Key(stack, "Key")
     bucket = CoverageBucket(
-        stack, "Coverage", raw_prefix="raw", combined_prefix="/reports/",
-        raw_retention=cdk.Duration.days(7), combined_retention=None, encryption_key=key,
-        removal_policy=cdk.RemovalPolicy.DESTROY, auto_delete_objects=True,
+        stack,
+        "Coverage",
+        raw_prefix="raw",
+        combined_prefix="/reports/",
+        raw_retention=cdk.Duration.days(7),
+        combined_retention=None,
+        encryption_key=key,
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+        auto_delete_objects=True,
         bucket_props={"versioned": True},
-    )  # fmt: skip
+    )
     assert (bucket.raw_prefix, bucket.combined_prefix) == ("raw/", "reports/")
     template = assertions.Template.from_stack(stack)
     template.has_resource(
@@ -84,19 +110,30 @@ def test_every_prop_shapes_the_bucket() -> None:
         "AWS::S3::Bucket",
         {
             "VersioningConfiguration": {"Status": "Enabled"},
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
-                "ServerSideEncryptionByDefault": {
-                    "SSEAlgorithm": "aws:kms",
-                    "KMSMasterKeyID": {"Fn::GetAtt": [logical_id(key), "Arn"]},
-                }
-            }]},
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {
+                        "ServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": {"Fn::GetAtt": [logical_id(key), "Arn"]},
+                        }
+                    }
+                ]
+            },
             # No rule for reports: combined_retention=None keeps them.
-            "LifecycleConfiguration": {"Rules": [{
-                "Id": "ExpireRawCoverageData", "Prefix": "raw/", "ExpirationInDays": 7,
-                "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-            }]},
+            "LifecycleConfiguration": {
+                "Rules": [
+                    {
+                        "Id": "ExpireRawCoverageData",
+                        "Prefix": "raw/",
+                        "ExpirationInDays": 7,
+                        "Status": "Enabled",
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    }
+                ]
+            },
         },
-    )  # fmt: skip
+    )
     template.resource_count_is("Custom::S3AutoDeleteObjects", 1)
 
 
@@ -149,8 +186,10 @@ def grants() -> tuple[dict[str, iam.Grant], dict[str, str], assertions.Template]
     key = kms.Key(stack, "Key")
     bucket = CoverageBucket(stack, "Coverage", encryption_key=key)
     principal = iam.ServicePrincipal("lambda.amazonaws.com")
-    roles = {name: iam.Role(stack, name, assumed_by=principal) for name in
-             ("AnyFunction", "Orders", "Reader", "Reporter")}  # fmt: skip
+    roles = {
+        name: iam.Role(stack, name, assumed_by=principal)
+        for name in ("AnyFunction", "Orders", "Reader", "Reporter")
+    }
     made = {
         "AnyFunction": bucket.grant_write_coverage(roles["AnyFunction"]),
         "Orders": bucket.grant_write_coverage(roles["Orders"], function_name="orders"),
@@ -168,28 +207,36 @@ def test_grants_are_exactly_what_each_role_needs(
     made, ids, template = grants
     assert all(grant.success for grant in made.values())
     arn, key = f"<{ids['Bucket']}.Arn>", f"<{ids['Key']}.Arn>"
-    kms_write = {"Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Effect": "Allow",
-                 "Resource": [key]}  # fmt: skip
+    kms_write = {
+        "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+        "Effect": "Allow",
+        "Resource": [key],
+    }
     assert statements_for_role(template, ids["AnyFunction"]) == [
         kms_write,
         {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/coverage/*"]},
     ]
     assert statements_for_role(template, ids["Orders"]) == [
         kms_write,
-        {"Action": ["s3:PutObject"], "Effect": "Allow",
-         "Resource": [f"{arn}/coverage/????/??/??/orders/*"]},
-    ]  # fmt: skip
+        {
+            "Action": ["s3:PutObject"],
+            "Effect": "Allow",
+            "Resource": [f"{arn}/coverage/????/??/??/orders/*"],
+        },
+    ]
     assert statements_for_role(template, ids["Reader"]) == [
         {"Action": ["kms:Decrypt"], "Effect": "Allow", "Resource": [key]},
-        {"Action": ["s3:GetObject"], "Effect": "Allow",
-         "Resource": [f"{arn}/coverage-combined/*", f"{arn}/coverage/*"]},
+        {
+            "Action": ["s3:GetObject"],
+            "Effect": "Allow",
+            "Resource": [f"{arn}/coverage-combined/*", f"{arn}/coverage/*"],
+        },
         {"Action": ["s3:ListBucket"], "Effect": "Allow", "Resource": [arn]},
-    ]  # fmt: skip
+    ]
     assert statements_for_role(template, ids["Reporter"]) == [
         kms_write,
-        {"Action": ["s3:PutObject"], "Effect": "Allow",
-         "Resource": [f"{arn}/coverage-combined/*"]},
-    ]  # fmt: skip
+        {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/coverage-combined/*"]},
+    ]
 
 
 def test_each_grant_carries_its_kms_grant(

@@ -57,12 +57,14 @@ def test_the_function_runs_the_combiner_with_its_prefixes_and_is_not_instrumente
     assert properties["Runtime"] == "python3.13"
     assert properties["Architectures"] == ["arm64"]
     assert (properties["MemorySize"], properties["Timeout"]) == (1024, 300)
-    assert properties["Environment"] == {"Variables": {
-        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
-        "COVERAGE_S3_PREFIX": "raw/",
-        "COVERAGE_COMBINED_PREFIX": "reports/",
-        "COVERAGE_S3_KEY_TEMPLATE": DEFAULT_KEY_TEMPLATE,
-    }}  # fmt: skip
+    assert properties["Environment"] == {
+        "Variables": {
+            "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+            "COVERAGE_S3_PREFIX": "raw/",
+            "COVERAGE_COMBINED_PREFIX": "reports/",
+            "COVERAGE_S3_KEY_TEMPLATE": DEFAULT_KEY_TEMPLATE,
+        }
+    }
     assert "Layers" not in properties
 
 
@@ -72,11 +74,14 @@ def test_it_reads_both_prefixes_and_writes_only_reports(
     ids, template = triggered
     arn = f"<{ids['Bucket']}.Arn>"
     assert statements_for_role(template, ids["Role"]) == [
-        {"Action": ["s3:GetObject"], "Effect": "Allow",
-         "Resource": [f"{arn}/raw/*", f"{arn}/reports/*"]},
+        {
+            "Action": ["s3:GetObject"],
+            "Effect": "Allow",
+            "Resource": [f"{arn}/raw/*", f"{arn}/reports/*"],
+        },
         {"Action": ["s3:ListBucket"], "Effect": "Allow", "Resource": [arn]},
         {"Action": ["s3:PutObject"], "Effect": "Allow", "Resource": [f"{arn}/reports/*"]},
-    ]  # fmt: skip
+    ]
 
 
 def test_uploads_of_data_files_under_the_raw_prefix_trigger_it(
@@ -85,18 +90,30 @@ def test_uploads_of_data_files_under_the_raw_prefix_trigger_it(
     ids, template = triggered
     (notifications,) = template.find_resources("Custom::S3BucketNotifications").values()
     configuration = render(notifications["Properties"]["NotificationConfiguration"])
-    assert configuration == {"LambdaFunctionConfigurations": [{
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [
-            {"Name": "suffix", "Value": ".coverage"}, {"Name": "prefix", "Value": "raw/"},
-        ]}},
-        "LambdaFunctionArn": f"<{ids['Function']}.Arn>",
-    }]}  # fmt: skip
+    assert configuration == {
+        "LambdaFunctionConfigurations": [
+            {
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {
+                    "Key": {
+                        "FilterRules": [
+                            {"Name": "suffix", "Value": ".coverage"},
+                            {"Name": "prefix", "Value": "raw/"},
+                        ]
+                    }
+                },
+                "LambdaFunctionArn": f"<{ids['Function']}.Arn>",
+            }
+        ]
+    }
     template.has_resource_properties(
         "AWS::Lambda::Permission",
-        {"Action": "lambda:InvokeFunction", "Principal": "s3.amazonaws.com",
-         "FunctionName": {"Fn::GetAtt": [ids["Function"], "Arn"]}},
-    )  # fmt: skip
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "s3.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [ids["Function"], "Arn"]},
+        },
+    )
 
 
 def test_it_runs_every_hour_by_default(
@@ -113,19 +130,27 @@ def test_schedule_and_sizing_props(combiner_bundle: Bundle) -> None:
     stack = cdk.Stack(cdk.App(), "Props")
     bucket = CoverageBucket(stack, "Coverage")
     combiner = CoverageCombiner(
-        stack, "Combiner", bucket=bucket,
-        schedule=events.Schedule.cron(minute="0", hour="6"), memory_size=2048,
-        timeout=cdk.Duration.minutes(12), reserved_concurrent_executions=1,
-    )  # fmt: skip
+        stack,
+        "Combiner",
+        bucket=bucket,
+        schedule=events.Schedule.cron(minute="0", hour="6"),
+        memory_size=2048,
+        timeout=cdk.Duration.minutes(12),
+        reserved_concurrent_executions=1,
+    )
     template = assertions.Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::Events::Rule", {"ScheduleExpression": "cron(0 6 * * ? *)"}
     )
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"MemorySize": 2048, "Timeout": 720, "ReservedConcurrentExecutions": 1,
-         "Handler": "coverage_combiner.lambda_handler.handler"},
-    )  # fmt: skip
+        {
+            "MemorySize": 2048,
+            "Timeout": 720,
+            "ReservedConcurrentExecutions": 1,
+            "Handler": "coverage_combiner.lambda_handler.handler",
+        },
+    )
     template.resource_count_is("Custom::S3BucketNotifications", 0)
     assert combiner.rule is not None
 
@@ -140,9 +165,12 @@ def test_nothing_to_run_it_is_refused() -> None:
 def test_another_python_gets_a_bundle_built_for_it(combiner_bundle: Bundle) -> None:
     stack = cdk.Stack(cdk.App(), "Py312")
     combiner = CoverageCombiner(
-        stack, "Combiner", bucket=CoverageBucket(stack, "Coverage"),
-        runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.X86_64,
-    )  # fmt: skip
+        stack,
+        "Combiner",
+        bucket=CoverageBucket(stack, "Coverage"),
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        architecture=lambda_.Architecture.X86_64,
+    )
     assert "coverage/tracer.cpython-312-x86_64-linux-gnu.so" in combiner.bundle.names()
     assert combiner.bundle.fingerprint != combiner_bundle.fingerprint
 

@@ -34,21 +34,38 @@ def instrumented() -> tuple[dict[str, str], assertions.Template]:
     layer = imported_layer(stack)
     functions = {
         "Orders": InstrumentedFunction(
-            stack, "Orders", bucket=bucket, layer=layer, sample_rate=0.25,
-            runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+            stack,
+            "Orders",
+            bucket=bucket,
+            layer=layer,
+            sample_rate=0.25,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler",
+            code=code(),
         ),
         "Decorated": InstrumentedFunction(
-            stack, "Decorated", bucket=bucket, layer=layer, coverage_mode="decorator",
-            runtime=lambda_.Runtime.PYTHON_3_13, handler="orders/api.handler", code=code(),
+            stack,
+            "Decorated",
+            bucket=bucket,
+            layer=layer,
+            coverage_mode="decorator",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            handler="orders/api.handler",
+            code=code(),
         ),
         "Production": InstrumentedFunction(
-            stack, "Production", bucket=bucket, layer=layer, coverage_enabled=False,
-            runtime=lambda_.Runtime.PYTHON_3_13, handler="prod.handler", code=code(),
+            stack,
+            "Production",
+            bucket=bucket,
+            layer=layer,
+            coverage_enabled=False,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            handler="prod.handler",
+            code=code(),
         ),
-    }  # fmt: skip
+    }
     ids = {name: logical_id(f) for name, f in functions.items()}
-    ids |= {f"{name}Role": role_id(f)
-            for name, f in functions.items()}  # fmt: skip
+    ids |= {f"{name}Role": role_id(f) for name, f in functions.items()}
     ids["Bucket"] = logical_id(bucket.bucket)
     return ids, assertions.Template.from_stack(stack)
 
@@ -66,14 +83,16 @@ def test_zero_code_redirects_the_handler_and_keeps_the_original(
     assert orders["Handler"] == "coverage_wrapper.handler.handler"
     assert orders["Layers"] == [LAYER_ARN]
     assert orders["Runtime"] == "python3.12"
-    assert orders["Environment"] == {"Variables": {
-        "COVERAGE_ORIGINAL_HANDLER": "app.handler",
-        "COVERAGE_ENABLED": "true",
-        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
-        "COVERAGE_S3_PREFIX": "coverage/",
-        "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_SAMPLE_RATE": "0.25",
-    }}  # fmt: skip
+    assert orders["Environment"] == {
+        "Variables": {
+            "COVERAGE_ORIGINAL_HANDLER": "app.handler",
+            "COVERAGE_ENABLED": "true",
+            "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+            "COVERAGE_S3_PREFIX": "coverage/",
+            "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
+            "COVERAGE_SAMPLE_RATE": "0.25",
+        }
+    }
 
 
 def test_decorator_mode_leaves_the_handler_alone(
@@ -83,13 +102,15 @@ def test_decorator_mode_leaves_the_handler_alone(
     decorated = _function(template, ids["Decorated"])
     assert decorated["Handler"] == "orders/api.handler"
     assert decorated["Layers"] == [LAYER_ARN]
-    assert decorated["Environment"] == {"Variables": {
-        "COVERAGE_ENABLED": "true",
-        "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
-        "COVERAGE_S3_PREFIX": "coverage/",
-        "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
-        "COVERAGE_SAMPLE_RATE": "1",
-    }}  # fmt: skip
+    assert decorated["Environment"] == {
+        "Variables": {
+            "COVERAGE_ENABLED": "true",
+            "COVERAGE_S3_BUCKET": {"Ref": ids["Bucket"]},
+            "COVERAGE_S3_PREFIX": "coverage/",
+            "COVERAGE_S3_KEY_TEMPLATE": KEY_TEMPLATE,
+            "COVERAGE_SAMPLE_RATE": "1",
+        }
+    }
 
 
 def test_disabled_is_a_plain_function_without_layer_environment_or_permission(
@@ -122,44 +143,71 @@ def test_kms_encrypted_bucket_lets_the_function_encrypt_only() -> None:
     key = kms.Key(stack, "Key")
     bucket = CoverageBucket(stack, "Coverage", encryption_key=key)
     function = InstrumentedFunction(
-        stack, "Orders", bucket=bucket, layer=imported_layer(stack),
-        runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
-    )  # fmt: skip
+        stack,
+        "Orders",
+        bucket=bucket,
+        layer=imported_layer(stack),
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="app.handler",
+        code=code(),
+    )
     template = assertions.Template.from_stack(stack)
     role = role_id(function)
     kms_statements = [
         s for s in statements_for_role(template, role) if s["Action"][0][:4] == "kms:"
     ]
     assert kms_statements == [
-        {"Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Effect": "Allow",
-         "Resource": [f"<{logical_id(key)}.Arn>"]}
-    ]  # fmt: skip
+        {
+            "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+            "Effect": "Allow",
+            "Resource": [f"<{logical_id(key)}.Arn>"],
+        }
+    ]
 
 
 def test_a_plain_ibucket_uses_the_default_prefix() -> None:
     stack = cdk.Stack(cdk.App(), "Plain")
     bucket = s3.Bucket.from_bucket_name(stack, "Team", "team-coverage")
     InstrumentedFunction(
-        stack, "Orders", bucket=bucket, layer=imported_layer(stack),
-        runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
-    )  # fmt: skip
+        stack,
+        "Orders",
+        bucket=bucket,
+        layer=imported_layer(stack),
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="app.handler",
+        code=code(),
+    )
     template = assertions.Template.from_stack(stack)
-    template.has_resource_properties("AWS::Lambda::Function", {"Environment": {"Variables": {
-        "COVERAGE_S3_BUCKET": "team-coverage", "COVERAGE_S3_PREFIX": "coverage/",
-    }}})  # fmt: skip
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": {
+                    "COVERAGE_S3_BUCKET": "team-coverage",
+                    "COVERAGE_S3_PREFIX": "coverage/",
+                }
+            }
+        },
+    )
 
 
 @pytest.mark.parametrize(
     ("props", "error", "message"),
     [
-        ({"coverage_mode": "auto"}, ValueError,
-         r"coverage_mode='auto': choose 'zero-code' \(handler redirected\) or 'decorator'"),
+        (
+            {"coverage_mode": "auto"},
+            ValueError,
+            r"coverage_mode='auto': choose 'zero-code' \(handler redirected\) or 'decorator'",
+        ),
         ({"sample_rate": 1.5}, ValueError, r"sample_rate=1.5 must be between 0 and 1"),
         ({"sample_rate": -0.1}, ValueError, r"sample_rate=-0.1 must be between 0 and 1"),
-        ({"runtime": lambda_.Runtime.NODEJS_20_X}, ValueError,
-         r"Bad/F: runtime nodejs20.x is not a Python runtime"),
+        (
+            {"runtime": lambda_.Runtime.NODEJS_20_X},
+            ValueError,
+            r"Bad/F: runtime nodejs20.x is not a Python runtime",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_props_are_refused_with_the_fix(
     props: dict[str, object], error: type[Exception], message: str
 ) -> None:
@@ -168,9 +216,14 @@ def test_bad_props_are_refused_with_the_fix(
     settings: dict[str, Any] = {"runtime": lambda_.Runtime.PYTHON_3_12, **props}
     with pytest.raises(error, match=message):
         InstrumentedFunction(
-            stack, "F", bucket=bucket, layer=imported_layer(stack), handler="app.handler",
-            code=code(), **settings,
-        )  # fmt: skip
+            stack,
+            "F",
+            bucket=bucket,
+            layer=imported_layer(stack),
+            handler="app.handler",
+            code=code(),
+            **settings,
+        )
 
 
 def test_without_a_layer_one_per_stack_and_architecture_is_made(
@@ -180,14 +233,21 @@ def test_without_a_layer_one_per_stack_and_architecture_is_made(
     bucket = CoverageBucket(stack, "Coverage")
     made = [
         InstrumentedFunction(
-            stack, name, bucket=bucket, architecture=architecture,
-            runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler", code=code(),
+            stack,
+            name,
+            bucket=bucket,
+            architecture=architecture,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler",
+            code=code(),
         )
         for name, architecture in (
-            ("A", lambda_.Architecture.X86_64), ("B", lambda_.Architecture.X86_64),
-            ("C", lambda_.Architecture.ARM_64), ("D", lambda_.Architecture.ARM_64),
+            ("A", lambda_.Architecture.X86_64),
+            ("B", lambda_.Architecture.X86_64),
+            ("C", lambda_.Architecture.ARM_64),
+            ("D", lambda_.Architecture.ARM_64),
         )
-    ]  # fmt: skip
+    ]
     template = assertions.Template.from_stack(stack)
     layers = template.find_resources("AWS::Lambda::LayerVersion")
     by_architecture = {v["Properties"]["CompatibleArchitectures"][0]: k for k, v in layers.items()}
@@ -209,7 +269,12 @@ def test_a_layer_of_another_architecture_is_refused(layers_built: type[CoverageL
         r"CoverageLayers.build\(...\) so that each function gets its architecture's layer",
     ):
         InstrumentedFunction(
-            stack, "F", bucket=CoverageBucket(stack, "Coverage"), layer=layer,
-            architecture=lambda_.Architecture.ARM_64, runtime=lambda_.Runtime.PYTHON_3_12,
-            handler="app.handler", code=code(),
-        )  # fmt: skip
+            stack,
+            "F",
+            bucket=CoverageBucket(stack, "Coverage"),
+            layer=layer,
+            architecture=lambda_.Architecture.ARM_64,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler",
+            code=code(),
+        )

@@ -41,12 +41,17 @@ def synthesised(combiner_bundle: Bundle) -> tuple[dict[str, Any], dict[str, str]
     layer = imported_layer(stack)
     functions = {
         name: InstrumentedFunction(
-            stack, name.replace("-", ""), bucket=bucket, layer=layer,
-            function_name=name, runtime=lambda_.Runtime.PYTHON_3_12, handler="app.handler",
+            stack,
+            name.replace("-", ""),
+            bucket=bucket,
+            layer=layer,
+            function_name=name,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler",
             code=code(),
         )
         for name in NAMES
-    }  # fmt: skip
+    }
     combiner = CoverageCombiner(stack, "Combiner", bucket=bucket)
     resources = assertions.Template.from_stack(stack).to_json()["Resources"]
     names = {logical_id(f): name for name, f in functions.items()}
@@ -81,9 +86,16 @@ def wrapper_key(environment: dict[str, Any], function: str, pid: int, seq: int) 
     )
     assert config.problems == ()
     fields = KeyFields(
-        config.s3_prefix, WHEN, config.function_name, config.function_version, config.region,
-        "0123456789abcdef", pid, seq, config.run_id,
-    )  # fmt: skip
+        config.s3_prefix,
+        WHEN,
+        config.function_name,
+        config.function_version,
+        config.region,
+        "0123456789abcdef",
+        pid,
+        seq,
+        config.run_id,
+    )
     return KeyTemplate.parse_template(config.key_template).render(fields)
 
 

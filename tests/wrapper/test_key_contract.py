@@ -253,12 +253,18 @@ def test_whatever_the_contract_accepts_round_trips_and_keeps_functions_apart(
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
-        ("{prefix}{user}/{function}/{container}-{pid}-{seq}.coverage",
-         "{user} is not a field; the fields are {prefix} {yyyy}"),
-        ("{prefix}{function}/{container}-{pid:05d}-{seq}.coverage",
-         "{pid:05d} has a format or conversion: write the field bare"),
-        ("{prefix}{function}/{container}-{pid}-{seq}-{pid}.coverage",
-         "{pid} appears twice; use each field at most once"),
+        (
+            "{prefix}{user}/{function}/{container}-{pid}-{seq}.coverage",
+            "{user} is not a field; the fields are {prefix} {yyyy}",
+        ),
+        (
+            "{prefix}{function}/{container}-{pid:05d}-{seq}.coverage",
+            "{pid:05d} has a format or conversion: write the field bare",
+        ),
+        (
+            "{prefix}{function}/{container}-{pid}-{seq}-{pid}.coverage",
+            "{pid} appears twice; use each field at most once",
+        ),
         ("{function}/{container}-{pid}-{seq}.coverage", "it must start with {prefix}"),
         ("x/{prefix}{function}/{container}-{pid}-{seq}.coverage", "it must start with {prefix}"),
         ("{prefix}{yyyy}/{container}-{pid}-{seq}.coverage", "it lacks {function}"),
@@ -269,20 +275,30 @@ def test_whatever_the_contract_accepts_round_trips_and_keeps_functions_apart(
         ("{prefix}{function}/{container}-{pid}-{seq}.cov", "it must end in .coverage"),
         ("{prefix}/{function}/{container}-{pid}-{seq}.coverage", "empty path segment"),
         ("{prefix}{function}//{container}-{pid}-{seq}.coverage", "empty path segment"),
-        ("{prefix}{region}/{function}/{container}-{pid}-{seq}.coverage",
-         "{region} before {function}: only text and {yyyy} {mm} {dd} {hh}"),
-        ("{prefix}{run_id}-{function}/{container}-{pid}-{seq}.coverage",
-         "{run_id} before {function}"),
-        ("{prefix}{function}-{version}/{container}-{pid}-{seq}.coverage",
-         "{function} must be followed by '/'"),
-        ("{prefix}{function}/{version}-{container}/{pid}-{seq}.coverage",
-         "{version} and {container} share a path segment"),
-        ("{prefix}{function}/{container}{pid}-{seq}.coverage",
-         "{pid} needs text with a non-digit (such as '-') between it and its neighbour"),
+        (
+            "{prefix}{region}/{function}/{container}-{pid}-{seq}.coverage",
+            "{region} before {function}: only text and {yyyy} {mm} {dd} {hh}",
+        ),
+        (
+            "{prefix}{run_id}-{function}/{container}-{pid}-{seq}.coverage",
+            "{run_id} before {function}",
+        ),
+        (
+            "{prefix}{function}-{version}/{container}-{pid}-{seq}.coverage",
+            "{function} must be followed by '/'",
+        ),
+        (
+            "{prefix}{function}/{version}-{container}/{pid}-{seq}.coverage",
+            "{version} and {container} share a path segment",
+        ),
+        (
+            "{prefix}{function}/{container}{pid}-{seq}.coverage",
+            "{pid} needs text with a non-digit (such as '-') between it and its neighbour",
+        ),
         ("{prefix}{function}/{container}-{pid}12{seq}.coverage", "{pid} needs text"),
         ("{prefix}{function}/{container}-{seq}{yyyy}/{pid}.coverage", "{seq} needs text"),
     ],
-)  # fmt: skip
+)
 def test_an_invalid_template_is_refused_with_the_rule_and_the_fix(text: str, rule: str) -> None:
     with pytest.raises(KeyTemplateError) as raised:
         KeyTemplate(text)
@@ -361,9 +377,15 @@ def test_an_hour_that_does_not_exist_does_not_parse() -> None:
 
 @pytest.mark.parametrize(
     ("text", "folder"),
-    [("coverage", "coverage/"), ("/coverage/", "coverage/"), (" a/b ", "a/b/"), ("", ""),
-     ("/", ""), ("a/./b", "a/./b/")],
-)  # fmt: skip
+    [
+        ("coverage", "coverage/"),
+        ("/coverage/", "coverage/"),
+        (" a/b ", "a/b/"),
+        ("", ""),
+        ("/", ""),
+        ("a/./b", "a/./b/"),
+    ],
+)
 def test_normalize_prefix_makes_a_folder(text: str, folder: str) -> None:
     assert normalize_prefix(text) == folder
 
@@ -397,8 +419,16 @@ def test_a_template_is_immutable_compares_by_text_and_is_parsed_once() -> None:
     assert template == KeyTemplate(DEFAULT_KEY_TEMPLATE)
     assert hash(template) == hash(KeyTemplate(DEFAULT_KEY_TEMPLATE))
     assert template.fields == {
-        "prefix", "yyyy", "mm", "dd", "function", "version", "container", "pid", "seq"
-    }  # fmt: skip
+        "prefix",
+        "yyyy",
+        "mm",
+        "dd",
+        "function",
+        "version",
+        "container",
+        "pid",
+        "seq",
+    }
     with pytest.raises(AttributeError, match="KeyTemplate is immutable"):
         template.text = "x"
 

@@ -68,9 +68,11 @@ class ExamplesStack(cdk.Stack):
         self.api = self._api(self.health)
         # 5. Sampling, and coverage only outside production.
         self.advanced = self._function(
-            "Advanced", "advanced", sample_rate=0.1,
+            "Advanced",
+            "advanced",
+            sample_rate=0.1,
             coverage_enabled=stage not in PRODUCTION_STAGES,
-        )  # fmt: skip
+        )
         # 6. A function as it already is (arm64, plain lambda_.Function): the
         #    aspect below instruments it, and every other Python function that
         #    is not an InstrumentedFunction.
@@ -109,10 +111,17 @@ class ExamplesStack(cdk.Stack):
         coverage_enabled: bool = True,
     ) -> InstrumentedFunction:
         return InstrumentedFunction(
-            self, construct_id, bucket=self.bucket, layer=self.layers, runtime=RUNTIME,
-            handler="app.handler", code=function_code(folder), coverage_mode=coverage_mode,
-            sample_rate=sample_rate, coverage_enabled=coverage_enabled,
-        )  # fmt: skip
+            self,
+            construct_id,
+            bucket=self.bucket,
+            layer=self.layers,
+            runtime=RUNTIME,
+            handler="app.handler",
+            code=function_code(folder),
+            coverage_mode=coverage_mode,
+            sample_rate=sample_rate,
+            coverage_enabled=coverage_enabled,
+        )
 
     def _acknowledge_example_findings(self) -> None:
         """cdk-nag findings this example accepts, each with its reason."""
@@ -167,21 +176,34 @@ class ExamplesStack(cdk.Stack):
 
     def _api(self, function: lambda_.IFunction) -> apigateway.RestApi:
         access_logs = logs.LogGroup(
-            self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH,
+            self,
+            "ApiAccessLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=cdk.RemovalPolicy.DESTROY,
-        )  # fmt: skip
+        )
         api = apigateway.LambdaRestApi(
-            self, "Api", handler=function, proxy=False, cloud_watch_role=True,
+            self,
+            "Api",
+            handler=function,
+            proxy=False,
+            cloud_watch_role=True,
             cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
             deploy_options=apigateway.StageOptions(
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
                 ),
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
             ),
-        )  # fmt: skip
+        )
         api.root.add_resource("health").add_method("GET")
         api.root.add_resource("hello").add_method("GET")
         return api
