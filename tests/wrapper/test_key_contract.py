@@ -371,8 +371,7 @@ def test_an_hour_that_does_not_exist_does_not_parse() -> None:
     assert template.parse("24/fn/c-1-000001.coverage") is None
     parsed = template.parse("23/fn/c-1-000001.coverage")
     assert parsed is not None
-    assert parsed.hour == 23
-    assert parsed.writer == ("c", 1)
+    assert (parsed.hour, parsed.container, parsed.pid) == (23, "c", 1)
 
 
 @pytest.mark.parametrize(

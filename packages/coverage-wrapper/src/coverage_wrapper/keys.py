@@ -140,11 +140,6 @@ class ParsedKey(NamedTuple):
     region: str | None = None
     run_id: str | None = None
 
-    @property
-    def writer(self) -> tuple[str, int]:
-        """The process that wrote it: its snapshots are cumulative."""
-        return (self.container, self.pid)
-
 
 #: Parsed templates by text: a template is parsed once per process, however often it is used.
 _TEMPLATES: dict[str, KeyTemplate] = {}
