@@ -11,7 +11,7 @@ from constructs import IConstruct
 from coverage_cdk_constructs.bucket import CoverageBucket
 from coverage_cdk_constructs.errors import LayerArchitectureError, LayerBuildError
 from coverage_cdk_constructs.function import InstrumentedFunction
-from coverage_cdk_constructs.instrument import (
+from coverage_cdk_constructs.instrumenter import (
     WARN_CDK_SINGLETON,
     WARN_CONFLICTING_ASPECTS,
     WARN_CONTAINER_IMAGE,

@@ -27,7 +27,7 @@ from coverage_cdk_constructs.environment import (
     KEY_TEMPLATE,
 )
 from coverage_cdk_constructs.errors import CombinerPlacementError
-from coverage_cdk_constructs.instrument import exclude_from_coverage
+from coverage_cdk_constructs.instrumenter import exclude_from_coverage
 from coverage_cdk_constructs.lambda_platform import python_of_runtime
 from coverage_cdk_constructs.layer import python_runtime
 from coverage_cdk_constructs.nag import (

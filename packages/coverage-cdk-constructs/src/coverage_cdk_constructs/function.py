@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from coverage_cdk_constructs.bucket import CoverageBucket
-from coverage_cdk_constructs.instrument import Settings, instrument_function, is_python
+from coverage_cdk_constructs.instrumenter import Settings, instrument_function, is_python
 from coverage_cdk_constructs.layers import CoverageLayers
 
 

@@ -68,7 +68,7 @@ def acknowledge_coverage_findings(scope: IConstruct) -> list[str]:
         )
     # Imported here: both modules acknowledge through this one.
     from coverage_cdk_constructs.combiner import CoverageCombiner, acknowledge_combiner
-    from coverage_cdk_constructs.instrument import WRITE_POLICY_ID
+    from coverage_cdk_constructs.instrumenter import WRITE_POLICY_ID
 
     acknowledged: list[str] = []
     for construct in scope.node.find_all():
