@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from test_stack import demo, loadtest, local_lambda
-from test_stack.container import InvokeResult
+from test_stack.invocations import InvokeResult
 from test_stack.loadtest import (
     FUNCTION_OUTPUTS,
     Outcome,

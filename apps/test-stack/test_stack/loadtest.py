@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from coverage_wrapper.keys import DEFAULT_S3_PREFIX
-from test_stack.container import InvokeResult
 from test_stack.functions import CATALOGUE
+from test_stack.invocations import InvokeResult
 from test_stack.report import CoverageReport, report_from_s3
 from test_stack.scenarios import Scenario, scenarios_for
 

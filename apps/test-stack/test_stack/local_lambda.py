@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from coverage_wrapper.keys import DEFAULT_S3_PREFIX
-from test_stack.container import InvokeResult
 from test_stack.functions import CATALOGUE, LambdaFunction
+from test_stack.invocations import InvokeResult
 
 EXIT_OK: Final = 0
 EXIT_FUNCTION_ERROR: Final = 1
