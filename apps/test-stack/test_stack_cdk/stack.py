@@ -16,8 +16,8 @@ from coverage_cdk_constructs import (
     CoverageLayer,
 )
 from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
+from test_stack.aws_target import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 from test_stack.functions import CATALOGUE, LambdaFunction
-from test_stack.loadtest import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 
 #: The newest Python the wrapper's tests run on.
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
@@ -53,16 +53,23 @@ class TestStack(cdk.Stack):
         self.functions: dict[str, lambda_.Function] = {}
         for name, function in CATALOGUE.items():
             self.functions[name] = lambda_.Function(
-                self, construct_id(name), runtime=RUNTIME,
-                handler=function.handler, code=function_code(function),
-                environment=dict(function.environment), memory_size=function.memory_mb,
+                self,
+                construct_id(name),
+                runtime=RUNTIME,
+                handler=function.handler,
+                code=function_code(function),
+                environment=dict(function.environment),
+                memory_size=function.memory_mb,
                 timeout=cdk.Duration.seconds(int(function.timeout)),
-            )  # fmt: skip
+            )
             cdk.CfnOutput(self, FUNCTION_OUTPUTS[name], value=self.functions[name].function_name)
         self.combiner = CoverageCombiner(
-            self, "Combiner", bucket=self.bucket, s3_trigger=True,
+            self,
+            "Combiner",
+            bucket=self.bucket,
+            s3_trigger=True,
             schedule=events.Schedule.rate(cdk.Duration.minutes(15)),
-        )  # fmt: skip
+        )
         cdk.CfnOutput(self, BUCKET_OUTPUT, value=self.bucket.bucket.bucket_name)
         # Every function is x86_64, so one layer serves them all (a function
         # of another architecture would fail the synthesis, named).
@@ -88,6 +95,9 @@ class TestStack(cdk.Stack):
                 "AwsSolutions-L1",
                 "Python 3.13 is the newest runtime the wrapper's tests run on",
             )
-        acknowledge(self.bucket.bucket, "AwsSolutions-S1",
-                    "Test stack: only its own functions write here, each to its own folder, "
-                    "and the bucket is deleted with the stack")  # fmt: skip
+        acknowledge(
+            self.bucket.bucket,
+            "AwsSolutions-S1",
+            "Test stack: only its own functions write here, each to its own folder, "
+            "and the bucket is deleted with the stack",
+        )
