@@ -139,7 +139,7 @@ test-destroy: install ## Destroy the test stack STACK and its coverage data
 	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) destroy $(STACK) -c stack_name=$(STACK) --force $(CDK_ARGS)'
 
 test-status: install ## Show the deployed test stack's outputs (function names, bucket)
-	$(HATCH) run python -c 'import sys, boto3; from test_stack.loadtest import stack_outputs; [print(f"{k:28} {v}") for k, v in sorted(stack_outputs(boto3.client("cloudformation"), sys.argv[1]).items())]' $(STACK)
+	$(HATCH) run python -c 'import sys, boto3; from test_stack.aws_target import stack_outputs; [print(f"{k:28} {v}") for k, v in sorted(stack_outputs(boto3.client("cloudformation"), sys.argv[1]).items())]' $(STACK)
 
 # --- Benchmarks ---------------------------------------------------------------
 # Each prints a Markdown table whose figures go into BENCHMARKS.md; every ratio

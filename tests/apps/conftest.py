@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,27 @@ def event_lines(path: Path) -> list[str]:
         else:
             lines.append(line)
     return lines
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, *, every: float = 0.01) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds."""
+    limit = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= limit:
+            return False
+        time.sleep(every)
+    return True
+
+
+def holds_for(condition: Callable[[], bool], seconds: float, *, every: float = 0.01) -> bool:
+    """Whether ``condition()`` stayed true for ``seconds``, checked every ``every`` s.
+
+    For what must *not* happen (a frozen process must not run): it answers
+    ``False`` the moment the condition breaks.
+    """
+    limit = time.monotonic() + seconds
+    while time.monotonic() < limit:
+        if not condition():
+            return False
+        time.sleep(every)
+    return condition()

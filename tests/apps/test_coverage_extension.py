@@ -194,7 +194,11 @@ def test_the_function_process_never_imports_the_aws_sdk(
     # The extension uploaded each new snapshot between the invocations.
     assert len(objects(s3_endpoint, prefix)) == 3
     (container,) = pool.containers()
-    log = [json.loads(line) for line in container.read_log().splitlines() if line.startswith("{")]
+    log = [
+        json.loads(line)
+        for line in container.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
     uploaded = [line for line in log if line["message"] == "Coverage file uploaded successfully"]
     assert {line.get("uploaded_by") for line in uploaded} == {"extension"}
 

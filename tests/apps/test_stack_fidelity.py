@@ -23,7 +23,7 @@ from coverage import CoverageData
 from test_stack.functions import APP_ROOT, CATALOGUE, LambdaFunction
 from test_stack.instrument import instrument
 from test_stack.layer import build_wrapper_layer
-from test_stack.loadtest import Outcome, drive
+from test_stack.load_driver import Outcome, drive
 from test_stack.pool import LocalLambda
 from test_stack.report import download_and_merge
 from test_stack.s3_server import moto_s3_server, s3_client, s3_environment

@@ -12,10 +12,18 @@ from typing import Any
 
 import pytest
 
-from test_stack.container import ContainerState, process_state
+from test_stack.invocations import ContainerState
 from test_stack.layer import Layer
+from test_stack.processes import process_state
 from test_stack.pytest_fixtures import PoolFactory
-from tests.apps.conftest import LIFECYCLE_DIR, PROBE, event_lines, interpreters
+from tests.apps.conftest import (
+    LIFECYCLE_DIR,
+    PROBE,
+    event_lines,
+    holds_for,
+    interpreters,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -84,11 +92,10 @@ def test_a_frozen_container_runs_no_thread(local_lambda: PoolFactory, tmp_path: 
     assert container.frozen
     assert {process_state(pid) for pid in container.pids} == {"T"}
     frozen_at = int(ticker.read_text())
-    # The thread ran while the invoke did...
+    # The thread ran while the invoke did (more than 5 ticks in 0.2 s)...
     assert frozen_at >= first.json()["ticks"] > 5
-    time.sleep(0.3)
-    # ...and not one tick while the container was frozen.
-    assert int(ticker.read_text()) == frozen_at
+    # ...and not one tick while the container was frozen, over more than 7 tick periods.
+    assert holds_for(lambda: int(ticker.read_text()) == frozen_at, 0.3)
 
     second = pool.invoke("probe", {"sleep": 0.1})
     assert second.json()["ticks"] > frozen_at
@@ -219,11 +226,7 @@ def test_idle_containers_are_retired(local_lambda: PoolFactory) -> None:
     pool = local_lambda([PROBE], idle_timeout=0.3)
     first = pool.invoke("probe", {})
 
-    limit = time.monotonic() + 5
-    while pool.containers() and time.monotonic() < limit:
-        time.sleep(0.05)
-
-    assert not pool.containers()
+    assert wait_for(lambda: not pool.containers(), 5)
     assert [(r.container_id, r.reason) for r in pool.retired] == [(first.container_id, "spindown")]
     assert pool.invoke("probe", {}).init_duration_ms is not None
 
@@ -268,6 +271,26 @@ def test_an_init_error_is_the_invoke_answer(local_lambda: PoolFactory) -> None:
     assert result.error_type == "Runtime.ImportModuleError"
     assert "nowhere" in result.json()["errorMessage"]
     assert not pool.containers()
+
+
+def test_an_extension_init_error_fails_init(
+    local_lambda: PoolFactory, recorder_layer: Layer, events_file: Path
+) -> None:
+    probe = replace(PROBE, layer=recorder_layer).with_environment(
+        EVENTS_FILE=str(events_file), RECORDER_INIT_ERROR="no bucket configured"
+    )
+    pool = local_lambda([probe], idle_timeout=None)
+    result = pool.invoke("probe", {})
+
+    assert result.error_type == "Extension.ConfigInvalid"
+    assert result.json() == {
+        "errorType": "Extension.ConfigInvalid",
+        "errorMessage": "extension recorder reported an init error: no bucket configured",
+    }
+    # The function's code never ran: init stopped at the extension's error.
+    assert "runtime started" not in event_lines(events_file)
+    assert not pool.containers()
+    assert [r.reason for r in pool.retired] == ["failure"]
 
 
 def test_a_container_that_cannot_start_leaves_nothing_behind(local_lambda: PoolFactory) -> None:

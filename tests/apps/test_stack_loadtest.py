@@ -14,16 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from test_stack import demo, loadtest, local_lambda
-from test_stack.container import InvokeResult
-from test_stack.loadtest import (
-    FUNCTION_OUTPUTS,
-    Outcome,
-    Progress,
-    format_summary,
-    percentile,
-    summarize,
-)
+from test_stack import aws_target, demo, loadtest, local_lambda, local_run
+from test_stack.aws_target import FUNCTION_OUTPUTS
+from test_stack.invocations import InvokeResult
+from test_stack.load_driver import Outcome, Progress
+from test_stack.load_summary import format_summary, percentile, summarize
 from test_stack.scenarios import STANDARD, Scenario, scenarios_for
 
 
@@ -39,6 +34,16 @@ def result(error_type: str | None = None, answer: Any = None, cold: bool = False
         duration_ms=1.0,
         init_duration_ms=50.0 if cold else None,
     )
+
+
+def coverage_rows(text: str) -> dict[str, list[str]]:
+    """The coverage table's rows (file or ``TOTAL`` to Stmts, Miss, Branch, BrPart, Cover)."""
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 6 and words[-1].endswith("%") and words[1].isdigit():
+            rows[words[0]] = words[1:]
+    return rows
 
 
 def children_of_this_process() -> list[int]:
@@ -146,6 +151,38 @@ def test_bad_arguments_are_named(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        (None, "--target aws needs a region: pass --region NAME"),
+        ("eu-west-1", "--target aws found no AWS credentials: set AWS_PROFILE"),
+    ],
+)
+def test_the_aws_target_names_a_missing_region_or_credentials_in_one_line(
+    region: str | None,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    # No instance metadata to ask on a developer's machine or in CI.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    argv = ["--target", "aws", "--stack", "s", *(["--region", region] if region else [])]
+
+    code = loadtest.main(argv, io.StringIO())
+
+    assert code == loadtest.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(message)
+    assert err.count("\n") == 1, err
+
+
 # The AWS target, against moto ---------------------------------------------------
 
 
@@ -208,12 +245,12 @@ def test_the_aws_target_invokes_the_stacks_functions(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("deployed_stack")
 def test_the_aws_invoker_reads_answers_and_function_errors() -> None:
     names = {"simple": "test-stack-simple"}
-    invoke = loadtest.aws_invoker(boto3.client("lambda"), names)
+    invoke = aws_target.aws_invoker(boto3.client("lambda"), names)
     answer = invoke(Scenario("simple", "echo", {"statusCode": 200}))
     assert answer.ok
     assert answer.json() == {"statusCode": 200}
-    outputs = loadtest.stack_outputs(boto3.client("cloudformation"), "coverage-test-stack")
-    assert loadtest.deployed_functions(outputs) == {
+    outputs = aws_target.stack_outputs(boto3.client("cloudformation"), "coverage-test-stack")
+    assert aws_target.deployed_functions(outputs) == {
         "simple": "test-stack-simple",
         "error": "test-stack-error",
     }
@@ -238,7 +275,15 @@ def test_the_local_load_test_reports_coverage(tmp_path: Path) -> None:
     }
     assert rows["simple"][1] == str(2 * len(scenarios_for(["simple"])))
     assert rows["error"][-2:] == [str(2 * 7), "0"]  # expected errors, failures
-    assert "apps/test-stack/functions/error/faults.py" in text
+    table = coverage_rows(text)
+    assert set(table) == {
+        "apps/test-stack/functions/error/faults.py",
+        "apps/test-stack/functions/simple/echo.py",
+        "TOTAL",
+    }
+    # Stmts, Miss, Branch, BrPart, Cover: every line and branch of both functions ran.
+    assert [row[1] for row in table.values()] == ["0", "0", "0"]
+    assert [row[3:] for row in table.values()] == [["0", "100%"]] * 3
     assert (tmp_path / "html" / "index.html").is_file()
     assert f"HTML report: {(tmp_path / 'html' / 'index.html').resolve()}" in text
     assert set(children_of_this_process()) <= before
@@ -254,15 +299,25 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert code == 0, text
     assert f"{len(STANDARD)} events to 4 functions" in text
     written = re.search(
-        rf"(\d+) data files in s3://{loadtest.LOCAL_BUCKET}-\S+ \(\d+ KiB\) "
+        rf"(\d+) data files in s3://{local_run.LOCAL_BUCKET}-\S+ \(\d+ KiB\) "
         rf"for {len(STANDARD)} invocations",
         text,
     )
     assert written is not None, text
     # Fewer objects than invocations: only snapshots with something new are written.
     assert 4 <= int(written.group(1)) < len(STANDARD)
-    assert "apps/examples/functions/simple/app.py" in text
-    assert "TOTAL" in text
+    table = coverage_rows(text)
+    # Every scenario line runs, except the two of health.py that only a failing check reaches.
+    assert {name for name, row in table.items() if row[-1] != "100%"} == {
+        "apps/test-stack/functions/main/calculator/health.py",
+        "TOTAL",
+    }
+    assert table["apps/test-stack/functions/main/calculator/health.py"][1] == "2"
+    stmts, miss, branches, partial = (int(v) for v in table["TOTAL"][:4])
+    files = [row for name, row in table.items() if name != "TOTAL"]
+    assert stmts == sum(int(row[0]) for row in files) > 200
+    assert (miss, partial) == (2, 0)
+    assert branches == sum(int(row[2]) for row in files) > 50
     assert (tmp_path / "html" / "index.html").is_file()
     assert set(children_of_this_process()) <= before
 

@@ -16,8 +16,8 @@ from test_stack_cdk.app import build_app as build_test_stack
 from coverage_cdk_constructs.bundle import Bundle
 from examples_app.app import STACK_NAME as EXAMPLES_STACK
 from examples_app.app import build_app as build_examples
+from test_stack.aws_target import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 from test_stack.functions import CATALOGUE
-from test_stack.loadtest import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 from tests.constructs.templates import logical_id
 
 ZERO_CODE = "coverage_wrapper.handler.handler"

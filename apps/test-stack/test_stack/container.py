@@ -15,8 +15,6 @@ POSIX only (process groups and job-control signals).
 
 from __future__ import annotations
 
-import enum
-import functools
 import json
 import os
 import shutil
@@ -27,12 +25,26 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from test_stack.functions import LambdaFunction
+from test_stack.invocations import (
+    ContainerState,
+    InitFailure,
+    InvokeResult,
+    ShutdownReport,
+    error_type_of,
+    trace_id,
+)
+from test_stack.processes import (
+    SandboxProcess,
+    exit_text,
+    is_stopped,
+    python_version,
+    signal_group,
+)
 from test_stack.runtime_api import Invocation, RuntimeApi
 
 #: Lambda's limit for the init phase.
@@ -42,99 +54,6 @@ DEFAULT_RUNTIME_GRACE: Final = 0.3
 #: The whole shutdown with external extensions (Lambda: 2 s).
 DEFAULT_SHUTDOWN_DEADLINE: Final = 2.0
 RUNTIME: Final = "runtime"
-
-#: Variables Lambda sets itself; a function's environment cannot change them.
-RESERVED_VARIABLES: Final = frozenset(
-    {
-        "_HANDLER",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_LAMBDA_RUNTIME_API",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "LAMBDA_TASK_ROOT",
-        "AWS_REGION",
-    }
-)
-
-
-class ContainerState(enum.Enum):
-    """Where a container is in its life."""
-
-    NEW = "new"
-    IDLE = "idle"
-    BUSY = "busy"
-    RETIRED = "retired"
-
-
-class InitFailure(Exception):
-    """The container could not finish init; Lambda answers the invoke with this error."""
-
-    def __init__(self, error_type: str, message: str, payload: dict[str, Any] | None = None):
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.payload = payload or {"errorType": error_type, "errorMessage": message}
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """What an Invoke call returns, plus where and how long it ran."""
-
-    function: str
-    request_id: str
-    container_id: str
-    payload: bytes
-    #: The ``errorType`` of a function error (``None`` on success).
-    error_type: str | None
-    #: From the runtime's answer until the event was delivered, in milliseconds.
-    duration_ms: float
-    #: Set on the invoke that started the container (a cold start).
-    init_duration_ms: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """No function error."""
-        return self.error_type is None
-
-    @property
-    def function_error(self) -> str | None:
-        """``Unhandled`` for an error, as in Invoke's ``X-Amz-Function-Error``."""
-        return None if self.ok else "Unhandled"
-
-    def json(self) -> Any:
-        """The payload parsed as JSON."""
-        return json.loads(self.payload) if self.payload else None
-
-
-@dataclass
-class ShutdownReport:
-    """What happened while a container was retired, in order."""
-
-    container_id: str
-    reason: str
-    #: (seconds since the shutdown began, what happened)
-    steps: list[tuple[float, str]] = field(default_factory=list)
-    #: Exit code per process name (negative: killed by that signal).
-    exit_codes: dict[str, int | None] = field(default_factory=dict)
-
-    def actions(self) -> list[str]:
-        """The steps without their times."""
-        return [what for _, what in self.steps]
-
-
-@dataclass
-class _Process:
-    name: str
-    kind: str
-    popen: subprocess.Popen[bytes]
-    exit_code: int | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.exit_code is None
 
 
 class Container:
@@ -171,7 +90,7 @@ class Container:
         self._api = RuntimeApi(
             function_name=function.name, function_version=function.version, handler=function.handler
         )
-        self._processes: list[_Process] = []
+        self._processes: list[SandboxProcess] = []
         self._pgid: int | None = None
         self._log: IO[bytes] | None = None
         self._retire_lock = threading.Lock()
@@ -232,13 +151,6 @@ class Container:
         )
         return env
 
-    def read_log(self) -> str:
-        """Everything the container's processes wrote to stdout and stderr."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     # Init ----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -277,7 +189,11 @@ class Container:
             return
 
         def registered_or_gone() -> bool:
-            return len(self._api.extensions) >= len(executables) or self._any_exited()
+            return (
+                len(self._api.extensions) >= len(executables)
+                or self._any_exited()
+                or self._api.extension_init_error() is not None
+            )
 
         if not self._api.wait_until(registered_or_gone, max(0.0, deadline - time.monotonic())):
             missing = {e.name for e in executables} - set(self.extension_names)
@@ -285,6 +201,7 @@ class Container:
                 "Extension.InitError",
                 f"extensions did not register within {self.init_timeout:g}s: {sorted(missing)}",
             )
+        self._raise_extension_init_error()
         gone = self._exited_names()
         if gone:
             raise InitFailure("Extension.Crash", f"extensions exited during init: {gone}")
@@ -293,9 +210,15 @@ class Container:
         api = self._api
 
         def finished() -> bool:
-            return api.init_error is not None or self._any_exited() or api.quiescent()
+            return (
+                api.init_error is not None
+                or api.extension_init_error() is not None
+                or self._any_exited()
+                or api.quiescent()
+            )
 
         done = api.wait_until(finished, max(0.0, deadline - time.monotonic()))
+        self._raise_extension_init_error()
         if api.init_error is not None:
             payload = dict(api.init_error)
             error_type = api.init_error_type or str(payload.get("errorType", "Runtime.Unknown"))
@@ -303,11 +226,22 @@ class Container:
         gone = self._exited_names()
         if gone:
             raise InitFailure(
-                "Runtime.ExitError", f"{', '.join(gone)} exited during init: {self._exit_text()}"
+                "Runtime.ExitError",
+                f"{', '.join(gone)} exited during init: {exit_text(self._processes)}",
             )
         if not done:
             raise InitFailure(
                 "Sandbox.Timedout", f"init did not finish within {self.init_timeout:g}s"
+            )
+
+    def _raise_extension_init_error(self) -> None:
+        with self._api.changed:
+            failed = self._api.extension_init_error()
+        if failed is not None:
+            name, error_type, message = failed
+            raise InitFailure(
+                error_type or "Extension.InitError",
+                f"extension {name} reported an init error: {message or '(no message)'}",
             )
 
     # Invoke ----------------------------------------------------------------------
@@ -330,7 +264,7 @@ class Container:
             payload=payload,
             deadline_ms=int(time.time() * 1000 + f.timeout * 1000),
             function_arn=f.arn,
-            trace_id=_trace_id(),
+            trace_id=trace_id(),
         )
         deadline = started + f.timeout
         init_ms, self._cold = (self.init_duration_ms if self._cold else None), False
@@ -370,7 +304,7 @@ class Container:
             error_type = "Runtime.ExitError"
             message = (
                 f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
-                f"{self._exit_text()}"
+                f"{exit_text(self._processes)}"
             )
             reason = "failure"
         else:
@@ -442,7 +376,7 @@ class Container:
             self.shutdown = report
             return report
 
-    def _kill_if_alive(self, process: _Process | None, step: Callable[[str], None]) -> None:
+    def _kill_if_alive(self, process: SandboxProcess | None, step: Callable[[str], None]) -> None:
         if process is None or not process.alive:
             return
         try:
@@ -468,20 +402,20 @@ class Container:
         )
         if self._pgid is None:
             self._pgid = popen.pid
-        process = _Process(name, kind, popen)
+        process = SandboxProcess(name, kind, popen)
         with self._api.changed:
             self._processes.append(process)
         threading.Thread(
             target=self._watch, args=(process,), name=f"watch-{name}-{popen.pid}", daemon=True
         ).start()
 
-    def _watch(self, process: _Process) -> None:
+    def _watch(self, process: SandboxProcess) -> None:
         code = process.popen.wait()
         with self._api.changed:
             process.exit_code = code
             self._api.changed.notify_all()
 
-    def _process(self, name: str) -> _Process | None:
+    def _process(self, name: str) -> SandboxProcess | None:
         return next((p for p in self._processes if p.name == name), None)
 
     def _any_exited(self) -> bool:
@@ -491,37 +425,20 @@ class Container:
         with self._api.changed:
             return [p.name for p in self._processes if not p.alive]
 
-    def _exit_text(self) -> str:
-        texts = []
-        for p in self._processes:
-            if p.exit_code is None:
-                continue
-            if p.exit_code < 0:
-                texts.append(f"{p.name}: signal: {signal.Signals(-p.exit_code).name}")
-            else:
-                texts.append(f"{p.name}: exit status {p.exit_code}")
-        return "; ".join(texts)
-
-    def _wait_exit(self, processes: list[_Process], deadline: float) -> bool:
+    def _wait_exit(self, processes: list[SandboxProcess], deadline: float) -> bool:
         return self._api.wait_until(
             lambda: all(not p.alive for p in processes), max(0.0, deadline - time.monotonic())
         )
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        if self._pgid is None:
-            return
-        try:
-            os.killpg(self._pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            # Every process of the group has exited.
-            return
+        signal_group(self._pgid, sig)
 
     def _freeze(self) -> None:
         self._signal_group(signal.SIGSTOP)
         self.frozen = True
         # SIGSTOP takes effect asynchronously; wait until the kernel shows it.
         limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and not all(_stopped(pid) for pid in self.pids):
+        while time.monotonic() < limit and not all(is_stopped(pid) for pid in self.pids):
             time.sleep(0.001)
 
     def _thaw(self) -> None:
@@ -530,44 +447,5 @@ class Container:
             self.frozen = False
 
 
-@functools.cache
-def python_version(python: str) -> str:
-    """``3.X`` of an interpreter (asked once per interpreter)."""
-    if python == sys.executable:
-        return "{}.{}".format(*sys.version_info[:2])
-    answer = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return answer.stdout.strip()
-
-
-def process_state(pid: int) -> str | None:
-    """The kernel's one-letter state of a process (``T`` when stopped), where /proc exists."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _stopped(pid: int) -> bool:
-    state = process_state(pid)
-    return state is None or state in ("T", "t", "Z", "X")
-
-
 def _error_type(invocation: Invocation) -> str:
-    if invocation.error_type:
-        return invocation.error_type
-    try:
-        parsed = json.loads(invocation.response)
-    except ValueError:
-        return "Unhandled"
-    return str(parsed.get("errorType", "Unhandled")) if isinstance(parsed, dict) else "Unhandled"
-
-
-def _trace_id() -> str:
-    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
-    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+    return invocation.error_type or error_type_of(invocation.response)

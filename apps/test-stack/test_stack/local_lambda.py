@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from coverage_wrapper.keys import DEFAULT_S3_PREFIX
-from test_stack.container import InvokeResult
 from test_stack.functions import CATALOGUE, LambdaFunction
+from test_stack.invocations import InvokeResult
 
 EXIT_OK: Final = 0
 EXIT_FUNCTION_ERROR: Final = 1
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
             for log in sorted((work / "logs").rglob("*.log")):
                 stream.write(f"--- log of container {log.stem}\n{log.read_text(errors='replace')}")
         if s3 is not None:
-            from test_stack.loadtest import format_report
+            from test_stack.load_summary import format_report
             from test_stack.report import report_from_s3
 
             report = report_from_s3(

@@ -27,12 +27,9 @@ from test_stack.container import (
     DEFAULT_RUNTIME_GRACE,
     DEFAULT_SHUTDOWN_DEADLINE,
     Container,
-    ContainerState,
-    InitFailure,
-    InvokeResult,
-    ShutdownReport,
 )
 from test_stack.functions import LambdaFunction
+from test_stack.invocations import ContainerState, InitFailure, InvokeResult, ShutdownReport
 
 DEFAULT_MAX_CONCURRENCY: Final = 10
 #: Lambda keeps idle environments for minutes; locally a minute is plenty.

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import coverage
 from coverage import CoverageData
@@ -23,9 +23,6 @@ from coverage_wrapper.keys import DATA_SUFFIX, DEFAULT_KEY_TEMPLATE, KeyTemplate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-#: Larger objects are not coverage data of a test function.
-MAX_OBJECT_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

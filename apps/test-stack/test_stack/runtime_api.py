@@ -54,7 +54,8 @@ class ExtensionRecord:
     events: frozenset[str]
     waiting: bool = False
     queue: deque[dict[str, Any]] = field(default_factory=deque)
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    #: (``init`` or ``exit``, its ``Lambda-Extension-Function-Error-Type``, the body's message)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class RuntimeApi:
@@ -107,11 +108,6 @@ class RuntimeApi:
         with self.changed:
             return self.changed.wait_for(predicate, timeout)
 
-    def notify(self) -> None:
-        """Wake every waiter (used when a process of the container exits)."""
-        with self.changed:
-            self.changed.notify_all()
-
     def deliver(self, invocation: Invocation) -> None:
         """Queue an event for the runtime and an INVOKE for each extension that asked."""
         with self.changed:
@@ -151,6 +147,18 @@ class RuntimeApi:
         with self.changed:
             self._released = True
             self.changed.notify_all()
+
+    def extension_init_error(self) -> tuple[str, str, str] | None:
+        """(name, error type, message) of the first extension that reported an init error.
+
+        Call under the lock. Lambda fails init when an extension posts
+        ``init/error``, and so does the local runtime.
+        """
+        for extension in self.extensions.values():
+            for kind, error_type, message in extension.errors:
+                if kind == "init":
+                    return extension.name, error_type, message
+        return None
 
     def quiescent(self) -> bool:
         """The runtime and every extension wait for their next event (call under the lock)."""
@@ -217,9 +225,16 @@ class RuntimeApi:
             self.changed.notify_all()
             return event
 
-    def _extension_error(self, record: ExtensionRecord, kind: str, error_type: str) -> None:
+    def _extension_error(
+        self, record: ExtensionRecord, kind: str, error_type: str, body: bytes
+    ) -> None:
+        try:
+            parsed: Any = json.loads(body or b"{}")
+        except ValueError:
+            parsed = body.decode("utf-8", "replace")
+        message = str(parsed.get("errorMessage", "")) if isinstance(parsed, dict) else str(parsed)
         with self.changed:
-            record.errors.append((kind, error_type))
+            record.errors.append((kind, error_type, message))
             self.changed.notify_all()
 
 
@@ -269,7 +284,7 @@ def _handler_class(api: RuntimeApi) -> type[BaseHTTPRequestHandler]:
                 if record is not None:
                     kind = path.rsplit("/", 2)[-2]
                     error_type = self.headers.get("Lambda-Extension-Function-Error-Type", "")
-                    api._extension_error(record, kind, error_type)
+                    api._extension_error(record, kind, error_type, body)
                     self._json(202, {"status": "OK"})
                 return
             self._error(404, "InvalidRequest", f"no such endpoint: POST {path}")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from test_stack.container import InvokeResult
+from test_stack.invocations import InvokeResult
 
 
 @dataclass(frozen=True)

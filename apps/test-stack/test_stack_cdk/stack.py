@@ -16,8 +16,8 @@ from coverage_cdk_constructs import (
     CoverageLayer,
 )
 from coverage_cdk_constructs.nag import BASIC_EXECUTION_ROLE, acknowledge
+from test_stack.aws_target import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 from test_stack.functions import CATALOGUE, LambdaFunction
-from test_stack.loadtest import BUCKET_OUTPUT, FUNCTION_OUTPUTS
 
 #: The newest Python the wrapper's tests run on.
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13

@@ -6,7 +6,8 @@ SHUTDOWN it also records whether the runtime process (whose id the probe
 function wrote to the same file) still exists. ``RECORDER_INVOKE_WORK``
 seconds of work follow each INVOKE before the next ``event/next``;
 ``RECORDER_IGNORE_SHUTDOWN=1`` makes it keep running after SHUTDOWN, so only
-the deadline's kill ends it.
+the deadline's kill ends it. ``RECORDER_INIT_ERROR=<message>`` reports an init
+error after registering and exits, as an extension that cannot start does.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def main(name: str) -> None:
     headers, _ = call("register", body={"events": events}, headers={"Lambda-Extension-Name": name})
     identity = {"Lambda-Extension-Identifier": headers["Lambda-Extension-Identifier"]}
     record(f"extension registered {name}")
+    failure = os.environ.get("RECORDER_INIT_ERROR")
+    if failure:
+        error_type = {"Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"}
+        call(
+            "init/error",
+            body={"errorMessage": failure, "errorType": "Extension.ConfigInvalid"},
+            headers={**identity, **error_type},
+        )
+        sys.exit(1)
     while True:
         _, event = call("event/next", headers=identity)
         if event["eventType"] == "INVOKE":
