@@ -13,9 +13,10 @@ from typing import Any
 
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import environment_config
+from coverage_wrapper.data_labels import coverage_version
 from coverage_wrapper.flush_policy import effective_policy
 from coverage_wrapper.handoff import ExtensionLink
-from coverage_wrapper.session import ContainerSession, coverage_version, current_session
+from coverage_wrapper.session import ContainerSession, current_session
 
 
 def get_coverage_status() -> dict[str, Any]:
@@ -39,9 +40,8 @@ def get_coverage_status() -> dict[str, Any]:
                     "another coverage measurement (pytest-cov, COVERAGE_PROCESS_START) runs "
                     "in this process; the wrapper leaves it alone and measures nothing itself"
                 )
-        uploader = session._uploader
-        if uploader is not None and uploader.paused and uploader.pause_reason:
-            problems.append(f"uploads paused after: {uploader.pause_reason}")
+        if session.upload_pause_reason:
+            problems.append(f"uploads paused after: {session.upload_pause_reason}")
     elif config.enabled:
         measurement["state"] = "not-started"
     return {

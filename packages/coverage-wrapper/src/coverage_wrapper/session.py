@@ -5,48 +5,39 @@ configuration. Entry points call :meth:`ContainerSession.begin_invocation`
 and :meth:`ContainerSession.end_invocation` around the handler; both swallow
 every error of their own (logged, counted, shown by the health check), so
 the handler's return value and exception reach the runtime unchanged.
+
+What a data file is called lives in :mod:`coverage_wrapper.data_labels`; the
+process's own uploads (without the extension) in
+:mod:`coverage_wrapper.session_uploads`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import logging
 import os
-import platform
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from coverage_wrapper import logs
-from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.config import WrapperConfig, environment_config
-from coverage_wrapper.delivery import deliver_spool, log_failure
+from coverage_wrapper.data_labels import object_key, object_metadata, utc_now
 from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
 from coverage_wrapper.handoff import ATTACH, DONE, FINAL, ExtensionLink
 from coverage_wrapper.identity import (
     container_id,
     forget_container_id_after_snapshot_restore,
 )
-from coverage_wrapper.keys import KeyFields, KeyTemplate, key_segment
 from coverage_wrapper.logs import log
 from coverage_wrapper.measurement import Measurement
+from coverage_wrapper.session_uploads import SessionUploads
 from coverage_wrapper.spool import Spool
 from coverage_wrapper.status import FlushRecord, ProcessStatus
-from coverage_wrapper.uploader import S3Uploader, UploadFailed
-
-#: Seconds an upload may take in a call without a Lambda context.
-NO_CONTEXT_BUDGET = 5.0
-#: Seconds kept back from the function's remaining time: an upload must never
-#: push the invocation into its timeout.
-DEADLINE_MARGIN = 0.5
-#: How long a bucket probe result of the health check is reused (seconds).
-PROBE_CACHE_SECONDS = 300.0
+from coverage_wrapper.uploader import S3Uploader
 
 
 @dataclass(frozen=True)
@@ -76,10 +67,9 @@ class ContainerSession:
         if config.enabled:
             forget_container_id_after_snapshot_restore()
         self.spool = Spool(config.spool_dir, config.spool_max_files)
-        self._uploader: S3Uploader | None = None
+        self.uploads = SessionUploads(config, self.spool, self.status)
         self._seq = 0
         self._flush_lock = threading.Lock()
-        self._probe: tuple[float, dict[str, Any]] | None = None
         self.link = ExtensionLink(config.spool_dir)
         self.schedule = FlushSchedule(config.flush_interval)
         self._guard = TimeoutGuard(self._save_before_timeout)
@@ -208,18 +198,18 @@ class ContainerSession:
                 data_path = self.measurement.save(while_measuring=while_measuring)
             except Exception as exc:  # noqa: BLE001
                 return self._record(
-                    FlushRecord(time=_now(), outcome="failed", error=f"saving data: {exc}")
+                    FlushRecord(time=utc_now(), outcome="failed", error=f"saving data: {exc}")
                 )
             if data_path is None:
                 return None
             self._seq += 1
-            key = self._key(self._seq)
+            key = object_key(self.config, self._seq)
             try:
                 entry = self.spool.add(
                     data_path,
                     name=f"{container_id()}-{os.getpid()}-{self._seq:06d}",
                     key=key,
-                    metadata=self._metadata(),
+                    metadata=object_metadata(self.config),
                     seq=self._seq,
                 )
             except OSError as exc:
@@ -227,18 +217,22 @@ class ContainerSession:
                 # next flush tries again.
                 self.measurement.mark_unsaved()
                 return self._record(
-                    FlushRecord(time=_now(), outcome="failed", s3_key=key, error=f"spool: {exc}")
+                    FlushRecord(time=utc_now(), outcome="failed", s3_key=key, error=f"spool: {exc}")
                 )
             superseded = self.spool.remove_superseded(entry)
             if self.link.present():
                 record = FlushRecord(
-                    time=_now(), outcome="handed-off", s3_key=key, bytes=entry.size
+                    time=utc_now(), outcome="handed-off", s3_key=key, bytes=entry.size
                 )
                 log(logging.DEBUG, "Coverage snapshot spooled for the extension", s3_key=key)
             elif upload:
-                record = self._upload_pending(started + self._budget(context), key, entry.size)
+                record = self.uploads.upload_pending(
+                    started + self.uploads.budget(context), key, entry.size
+                )
             else:
-                record = FlushRecord(time=_now(), outcome="spooled", s3_key=key, bytes=entry.size)
+                record = FlushRecord(
+                    time=utc_now(), outcome="spooled", s3_key=key, bytes=entry.size
+                )
             dropped = self.spool.enforce_bound()
             with self.status.lock:
                 self.status.superseded_files += superseded
@@ -279,148 +273,18 @@ class ContainerSession:
             with contextlib.suppress(TypeError, ValueError):
                 self._guard.arm(float(remaining()) / 1000)
 
-    def _upload_pending(self, deadline: float, key: str, size: int) -> FlushRecord:
-        if not self.config.s3_bucket:
-            return FlushRecord(
-                time=_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error="COVERAGE_S3_BUCKET is not set",
-            )
-        uploader = self.uploader()
-        if uploader.paused:
-            return FlushRecord(
-                time=_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error=f"uploads paused after: {uploader.pause_reason}",
-            )
-        delivery = deliver_spool(self.spool, uploader, deadline)
-        failure = delivery.failure
-        with self.status.lock:
-            self.status.uploaded_files += len(delivery.sent)
-            self.status.failed_uploads += 1 if failure else 0
-        if failure is not None:
-            log_failure(failure, self.config.s3_bucket, s3_key=key)
-            return FlushRecord(
-                time=_now(), outcome="failed", s3_key=key, bytes=size, error=str(failure)
-            )
-        mine = next((r for r in delivery.sent if r.key == key), None)
-        if mine is None:
-            log(
-                logging.WARNING,
-                "No time left to upload coverage data; kept in the spool",
-                s3_key=key,
-            )
-            return FlushRecord(
-                time=_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error="no time left in the upload budget",
-            )
-        log(
-            logging.INFO,
-            "Coverage file uploaded successfully",
-            s3_key=key,
-            file_size=mine.size,
-            upload_time_ms=round(delivery.upload_time_ms, 1),
-            files=len(delivery.sent),
-        )
-        return FlushRecord(
-            time=_now(),
-            outcome="uploaded",
-            s3_key=key,
-            bytes=mine.size,
-            upload_time_ms=round(mine.elapsed_ms, 1),
-        )
-
     def uploader(self) -> S3Uploader:
         """The process's uploader (no boto3 import until it uploads)."""
-        if self._uploader is None:
-            self._uploader = S3Uploader(
-                self.config.s3_bucket or "",
-                timeout=self.config.upload_timeout,
-                region=self.config.region,
-            )
-        return self._uploader
+        return self.uploads.uploader()
 
     @property
     def upload_pause_reason(self) -> str | None:
         """Why uploads are paused, if they are (never creates the uploader)."""
-        uploader = self._uploader
-        if uploader is not None and uploader.paused:
-            return uploader.pause_reason
-        return None
+        return self.uploads.pause_reason
 
     def probe_bucket(self) -> dict[str, Any]:
         """Check, at most every few minutes, that the bucket accepts a write."""
-        now = time.monotonic()
-        if self._probe is not None and now - self._probe[0] < PROBE_CACHE_SECONDS:
-            return self._probe[1]
-        if not self.config.s3_bucket:
-            result: dict[str, Any] = {"writable": False, "error": "COVERAGE_S3_BUCKET is not set"}
-        else:
-            key = f"{self.config.s3_prefix}_health/{container_id()}-{os.getpid()}.probe"
-            try:
-                receipt = self.uploader().put(
-                    key,
-                    b"ok",
-                    {"probe": "true"},
-                    deadline=now + min(5.0, self.config.upload_timeout),
-                )
-                result = {"writable": True, "s3_key": key, "time_ms": round(receipt.elapsed_ms, 1)}
-            except UploadFailed as exc:
-                result = {"writable": False, "error": str(exc), "error_code": exc.code}
-        result["checked_at"] = _now()
-        self._probe = (now, result)
-        return result
-
-    def _budget(self, context: Any) -> float:
-        budget = self.config.upload_timeout
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        if callable(remaining):
-            with contextlib.suppress(TypeError, ValueError):
-                budget = min(budget, float(remaining()) / 1000 - DEADLINE_MARGIN)
-        else:
-            # No Lambda context (a local call, a unit test): nothing says how
-            # long the caller may wait, so not the whole upload timeout.
-            budget = min(budget, NO_CONTEXT_BUDGET)
-        return max(0.0, budget)
-
-    def _key(self, seq: int) -> str:
-        config = self.config
-        fields = KeyFields(
-            prefix=config.s3_prefix,
-            when=datetime.now(timezone.utc),
-            function=config.function_name,
-            version=config.function_version,
-            region=config.region,
-            container=container_id(),
-            pid=os.getpid(),
-            seq=seq,
-            run_id=config.run_id,
-        )
-        return KeyTemplate.parse_template(config.key_template).render(fields)
-
-    def _metadata(self) -> dict[str, str]:
-        config = self.config
-        metadata = {
-            "function": config.function_name,
-            "function-version": config.function_version,
-            "region": config.region,
-            "container-id": container_id(),
-            "wrapper-version": __version__,
-            "coverage-version": coverage_version(),
-            "python-version": platform.python_version(),
-            "branch": "true" if config.branch else "false",
-        }
-        if config.run_id is not None:
-            # As in the key: S3 metadata must be ASCII.
-            metadata["run-id"] = key_segment(config.run_id)
-        return metadata
+        return self.uploads.probe_bucket()
 
     def _record(self, record: FlushRecord) -> FlushRecord:
         with self.status.lock:
@@ -475,22 +339,3 @@ def _comparable(config: WrapperConfig) -> WrapperConfig:
 def _request_id(context: Any) -> str | None:
     value = getattr(context, "aws_request_id", None)
     return str(value) if value else None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@functools.cache
-def coverage_version() -> str:
-    """coverage.py's version, without importing coverage.py when it is not loaded."""
-    module = sys.modules.get("coverage")
-    found = getattr(module, "__version__", None)
-    if isinstance(found, str):
-        return found
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("coverage")
-    except PackageNotFoundError:
-        return "not installed"
