@@ -5,12 +5,18 @@ role may write only its own keys and read nothing; the combiner's role reads
 raw data and reports and writes only under the combined prefix. moto does not
 enforce policies, so each promise is checked twice: on the template's
 properties (``aws_cdk.assertions``) and by evaluating its policies
-(:func:`tests.iam_patterns.decide`) for concrete requests.
+(:func:`tests.iam_patterns.decide`) for concrete requests. And the layer, as
+published by ``python -m coverage_cdk_constructs.build_layer``, holds nothing
+outside its layout and nothing that looks like a credential.
 """
 
 from __future__ import annotations
 
+import re
+import stat
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import aws_cdk as cdk
@@ -19,7 +25,12 @@ from aws_cdk import assertions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
-from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, InstrumentedFunction
+from coverage_cdk_constructs import (
+    CoverageBucket,
+    CoverageCombiner,
+    InstrumentedFunction,
+    build_layer,
+)
 from coverage_cdk_constructs.bundle import Bundle
 from tests.constructs.conftest import code, imported_layer
 from tests.constructs.templates import concrete, logical_id, role_id, statements_for_role
@@ -247,3 +258,98 @@ def test_the_evaluator_refuses_what_it_cannot_judge() -> None:
     with pytest.raises(ValueError, match="NotPrincipal"):
         decide(request, resource=[{**statement, "NotPrincipal": {"AWS": "x"}}])
     assert decide(request, resource=[statement]) == "explicit-deny"
+
+
+#: Where a layer's files may be: the wrapper, coverage.py per Python, the extension.
+LAYER_LAYOUT: Final = re.compile(
+    r"python/coverage_wrapper/[\w./-]+"
+    r"|python/lib/python3\.\d+/site-packages/"
+    r"(coverage/[\w./-]+|coverage-[\w.]+\.dist-info/[\w./-]+|\w+\.pth)"
+    r"|extensions/[\w.-]+"
+)
+#: Names no layer should carry: credential stores, keys, environment files, VCS folders.
+FORBIDDEN_NAME: Final = re.compile(
+    r"(^|/)(\.aws|\.env(\..*)?|credentials|\.netrc|\.pypirc|\.git|\.ssh|id_rsa\w*)(/|$)"
+    r"|\.(pem|key|p12|pfx)$",
+    re.IGNORECASE,
+)
+#: Bytes that look like a credential: an access key ID, a secret's assignment, a private key.
+CREDENTIAL: Final = re.compile(
+    rb"\b(AKIA|ASIA)[A-Z0-9]{16}\b"
+    rb"|aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+]{40}"
+    rb"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+
+
+def zip_findings(path: Path, layout: re.Pattern[str] | None) -> list[str]:
+    """What is wrong with the zip at ``path``: entries outside ``layout`` or holding a secret."""
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if name.startswith("/") or ".." in name.split("/"):
+                found.append(f"{name}: outside the layer's folder")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                found.append(f"{name}: a symbolic link")
+            if layout is not None and not info.is_dir() and not layout.fullmatch(name):
+                found.append(f"{name}: outside the layout")
+            if FORBIDDEN_NAME.search(name):
+                found.append(f"{name}: a credential or environment file")
+            match = CREDENTIAL.search(archive.read(info))
+            if match:
+                found.append(f"{name}: looks like a credential ({match.group()[:8]!r}...)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def published(layer_bundles: dict[str, Bundle], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layer zips as published (built once per session: ``layer_bundles`` fills the cache)."""
+    output = tmp_path_factory.mktemp("published")
+    assert build_layer.main(["--output", str(output)]) == build_layer.EXIT_OK
+    return output
+
+
+def test_the_published_layers_hold_their_layout_and_no_credential(published: Path) -> None:
+    zips = sorted(published.glob("*.zip"))
+    assert [z.name for z in zips] == [
+        build_layer.layer_file_name(a) for a in sorted(("arm64", "x86_64"))
+    ]
+    for path in zips:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        assert "extensions/lambda-coverage" in names
+        assert "python/coverage_wrapper/__init__.py" in names
+        assert zip_findings(path, LAYER_LAYOUT) == [], path.name
+
+
+def test_the_combiners_code_holds_no_credential(combiner_bundle: Bundle) -> None:
+    assert zip_findings(combiner_bundle.path, layout=None) == []
+
+
+def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
+    """The negative control: each kind of finding, planted in an otherwise good layer."""
+    planted = tmp_path / "planted.zip"
+    key_id = "AKIA" + "IOSFODNN7EXAMPLE"
+    with zipfile.ZipFile(planted, "w") as archive:
+        archive.writestr("python/coverage_wrapper/__init__.py", "")
+        archive.writestr("python/coverage_wrapper/settings.py", f"KEY = {key_id!r}\n")
+        archive.writestr("python/.aws/credentials", "")
+        archive.writestr("python/coverage_wrapper/.env", "")
+        archive.writestr("python/coverage_wrapper/server.pem", "")
+        archive.writestr("../escape.py", "")
+        archive.writestr("boto3/__init__.py", "")
+        link = zipfile.ZipInfo("python/coverage_wrapper/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    found = zip_findings(planted, LAYER_LAYOUT)
+    assert found == [
+        "python/coverage_wrapper/settings.py: looks like a credential (b'AKIAIOSF'...)",
+        "python/.aws/credentials: outside the layout",
+        "python/.aws/credentials: a credential or environment file",
+        "python/coverage_wrapper/.env: a credential or environment file",
+        "python/coverage_wrapper/server.pem: a credential or environment file",
+        "../escape.py: outside the layer's folder",
+        "../escape.py: outside the layout",
+        "boto3/__init__.py: outside the layout",
+        "python/coverage_wrapper/link: a symbolic link",
+    ]
