@@ -149,3 +149,10 @@ bench: bench-wrapper bench-lifecycle bench-combiner ## Run every benchmark (the 
 
 bench-combiner-quick: install ## The combiner benchmark on 2,000 files only (under a minute)
 	$(HATCH) run bench-combiner --files 2000
+
+# --- Security and first steps -------------------------------------------------
+AUDIT_ARGS ?=
+
+.PHONY: audit
+audit: install ## Audit the installed dependencies for known vulnerabilities (pip-audit; asks PyPI; AUDIT_ARGS=--strict)
+	$(HATCH) run audit $(AUDIT_ARGS)

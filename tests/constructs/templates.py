@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -61,3 +62,24 @@ def statements_for_role(template: assertions.Template, role_id: str) -> list[dic
             rendered["Resource"] = sorted(as_list(rendered["Resource"]))
             found.append(rendered)
     return sorted(found, key=lambda s: (s["Action"], s["Resource"]))
+
+
+def concrete(value: Any, values: dict[str, str]) -> Any:
+    """``value`` rendered, each placeholder ``<X>`` (or ``<X.Arn>``) replaced by ``values["X"]``.
+
+    (``values`` is keyed by the placeholder without its brackets.) A
+    placeholder left without a value raises: a policy judged on a half-known
+    ARN would judge nothing.
+    """
+    if isinstance(value, list):
+        return [concrete(v, values) for v in value]
+    if isinstance(value, dict) and not {"Ref", "Fn::GetAtt", "Fn::Join"} & set(value):
+        return {k: concrete(v, values) for k, v in value.items()}
+    text = render(value)
+    if not isinstance(text, str):
+        return concrete(text, values)
+    for name, replacement in values.items():
+        text = text.replace(f"<{name}>", replacement)
+    if re.search(r"<[^<>]+>", text):
+        raise KeyError(f"no concrete value for the placeholders in {text!r}")
+    return text
