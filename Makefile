@@ -156,3 +156,27 @@ AUDIT_ARGS ?=
 .PHONY: audit
 audit: install ## Audit the installed dependencies for known vulnerabilities (pip-audit; asks PyPI; AUDIT_ARGS=--strict)
 	$(HATCH) run audit $(AUDIT_ARGS)
+
+# --- Publishing the layer -----------------------------------------------------
+# build and validate come from the builder; deploy publishes through the same
+# publisher as the release workflow (needs AWS credentials).
+REGION ?= us-east-1
+ARCH   ?= x86_64
+
+.PHONY: dev-setup install-deps dev-build dev-test deploy release-patch
+dev-setup: install ## Set up the development environment (alias of install)
+
+install-deps: install ## Install the dependencies (alias of install)
+
+dev-build: clean build validate ## Clean, build the layer zips and validate them
+
+dev-test: test validate ## Run the tests and validate the layer zips
+
+deploy: build ## Publish the layer zip of ARCH (default x86_64) to REGION (default us-east-1)
+	$(HATCH) run python -m coverage_cdk_constructs.publish publish \
+	  --zip $(LAYER_DIR)/lambda-coverage-layer-$(ARCH).zip --architecture $(ARCH) \
+	  --regions $(REGION) --manifest $(LAYER_DIR)/published.json
+
+release-patch: ## Bump the wrapper's patch version (the layer's version), build and validate
+	$(MAKE) --no-print-directory bump-patch PKG=coverage-wrapper
+	$(MAKE) --no-print-directory build validate

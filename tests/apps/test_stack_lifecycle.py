@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -348,7 +349,13 @@ def test_the_sandbox_looks_like_lambda(
     assert env["AWS_REGION"] == "us-east-1"
     assert env["PROBE_SETTING"] == "from the function"
     # /var/task, then /opt/python; nothing of the development environment's path.
-    assert env["PYTHONPATH"] == f"{LIFECYCLE_DIR}{os.pathsep}{recorder_layer.python_dir}"
+    site_packages = (
+        recorder_layer.python_dir
+        / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    )
+    assert env["PYTHONPATH"] == os.pathsep.join(
+        [str(LIFECYCLE_DIR), str(site_packages), str(recorder_layer.python_dir)]
+    )
     sys_path = answers[0]["sys_path"]
     assert sys_path.index(str(LIFECYCLE_DIR)) < sys_path.index(str(recorder_layer.python_dir))
     assert not [p for p in sys_path if "apps/test-stack" in p]
