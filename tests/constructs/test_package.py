@@ -40,4 +40,4 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     import coverage_cdk_constructs
 
     with pytest.raises(AttributeError, match="CoverageLayr"):
-        _ = coverage_cdk_constructs.CoverageLayr  # type: ignore[attr-defined]
+        _ = coverage_cdk_constructs.CoverageLayr
