@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -324,8 +325,11 @@ def test_the_sandbox_looks_like_lambda(
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"].endswith(first.container_id)
     assert env["AWS_REGION"] == "us-east-1"
     assert env["PROBE_SETTING"] == "from the function"
-    # /var/task, then /opt/python; nothing of the development environment's path.
-    assert env["PYTHONPATH"] == f"{LIFECYCLE_DIR}{os.pathsep}{recorder_layer.python_dir}"
+    # /var/task, then /opt/python and its site-packages; nothing of the development environment's.
+    here = "{}.{}".format(*sys.version_info[:2])
+    assert env["PYTHONPATH"] == os.pathsep.join(
+        map(str, [LIFECYCLE_DIR, *recorder_layer.python_paths(here)])
+    )
     sys_path = answers[0]["sys_path"]
     assert sys_path.index(str(LIFECYCLE_DIR)) < sys_path.index(str(recorder_layer.python_dir))
     assert not [p for p in sys_path if "apps/test-stack" in p]

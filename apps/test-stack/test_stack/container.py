@@ -201,7 +201,7 @@ class Container:
             [os.path.dirname(self.python), os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
         )
         if self.layer is not None:
-            python_path.append(str(self.layer.python_dir))
+            python_path += map(str, self.layer.python_paths(python_version(self.python)))
             path = f"{self.layer.bin_dir}{os.pathsep}{path}"
         env = {
             "PATH": path,
