@@ -117,9 +117,14 @@ STACK       ?= LambdaCoverageTestStack
 EXAMPLES_STACK := LambdaCoverageExamples
 LAYER_DIR   ?= dist/layers
 
-.PHONY: build-layer cdk-synth cdk-deploy cdk-destroy test-deploy test-destroy test-status
-build-layer: install ## Build the coverage layer zips for x86_64 and arm64 into dist/layers (+ layers.json)
-	$(HATCH) run python -m coverage_cdk_constructs.build_layer --output $(LAYER_DIR)
+.PHONY: build validate build-layer cdk-synth cdk-deploy cdk-destroy test-deploy test-destroy test-status
+build: install ## Build the coverage layer zips for x86_64 and arm64 into dist/layers (+ build.json)
+	$(HATCH) run lambda-coverage-layer build --output $(LAYER_DIR)
+
+validate: install ## Validate the layer zips in dist/layers (layout, limits, tracers, a start here)
+	$(HATCH) run lambda-coverage-layer validate $(LAYER_DIR)/*.zip
+
+build-layer: build ## The same as make build
 
 cdk-synth: install ## Synthesise the examples app and the test stack offline, cdk-nag checks included
 	CDK_OUTDIR=apps/examples/cdk.out $(HATCH) run python -m examples_app
@@ -173,9 +178,9 @@ dev-build: clean build validate ## Clean, build the layer zips and validate them
 dev-test: test validate ## Run the tests and validate the layer zips
 
 deploy: build ## Publish the layer zip of ARCH (default x86_64) to REGION (default us-east-1)
-	$(HATCH) run python -m coverage_cdk_constructs.publish publish \
+	$(HATCH) run lambda-coverage-layer publish \
 	  --zip $(LAYER_DIR)/lambda-coverage-layer-$(ARCH).zip --architecture $(ARCH) \
-	  --regions $(REGION) --manifest $(LAYER_DIR)/published.json
+	  --regions $(REGION) --manifest $(LAYER_DIR)/layers.json
 
 release-patch: ## Bump the wrapper's patch version (the layer's version), build and validate
 	$(MAKE) --no-print-directory bump-patch PKG=coverage-wrapper

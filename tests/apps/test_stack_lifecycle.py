@@ -348,13 +348,10 @@ def test_the_sandbox_looks_like_lambda(
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"].endswith(first.container_id)
     assert env["AWS_REGION"] == "us-east-1"
     assert env["PROBE_SETTING"] == "from the function"
-    # /var/task, then /opt/python; nothing of the development environment's path.
-    site_packages = (
-        recorder_layer.python_dir
-        / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
-    )
+    # /var/task, then /opt/python and its site-packages; nothing of the development environment's.
+    here = "{}.{}".format(*sys.version_info[:2])
     assert env["PYTHONPATH"] == os.pathsep.join(
-        [str(LIFECYCLE_DIR), str(site_packages), str(recorder_layer.python_dir)]
+        map(str, [LIFECYCLE_DIR, *recorder_layer.python_paths(here)])
     )
     sys_path = answers[0]["sys_path"]
     assert sys_path.index(str(LIFECYCLE_DIR)) < sys_path.index(str(recorder_layer.python_dir))

@@ -29,7 +29,7 @@ from coverage_cdk_constructs.lambda_platform import (
     LambdaPlatform,
 )
 from coverage_cdk_constructs.sources import layer_spec, monorepo_source
-from coverage_cdk_constructs.wheels import WheelName, unpack_wheel
+from coverage_cdk_constructs.wheels import unpack_wheel, wheel_fits
 from coverage_wrapper.constants import EXTENSION_NAME
 from coverage_wrapper.extension import LAUNCHER_FILE
 
@@ -82,19 +82,27 @@ def test_the_layer_holds_the_wrapper_and_nothing_the_runtime_does_not_need(
 ) -> None:
     bundle = layer_bundles[architecture]
     names = bundle.names()
-    assert WRAPPER_SOURCE is not None
-    wrapper_files = sorted(
-        f"python/coverage_wrapper/{p.as_posix()}"
-        for p in SourcePackage("coverage_wrapper", WRAPPER_SOURCE).files()
-    )
-    assert sorted(n for n in names if n.startswith("python/coverage_wrapper/")) == wrapper_files
+    sources = [n for n in names if "__pycache__" not in n.split("/")]
+    for folder, import_name in (
+        ("coverage-wrapper", "coverage_wrapper"),
+        ("coverage-combiner", "coverage_combiner"),
+    ):
+        source = monorepo_source(folder, import_name)
+        assert source is not None
+        shipped = sorted(n for n in sources if n.startswith(f"python/{import_name}/"))
+        expected = [
+            f"python/{import_name}/{p.as_posix()}"
+            for p in SourcePackage(import_name, source).files()
+        ]
+        assert shipped == sorted(expected)
     assert "python/coverage_wrapper/handler.py" in names
     assert "python/coverage_wrapper/py.typed" in names
+    assert "python/coverage_combiner/api.py" in names
     for name in names:
         parts = name.split("/")
-        assert "__pycache__" not in parts, name
         assert "tests" not in parts, name
-        assert not name.endswith((".pyc", ".pyo")), name
+        assert not name.endswith(".pyo"), name
+        assert name.endswith(".pyc") == ("__pycache__" in parts), name
         assert not any(p.startswith(("boto3", "botocore", "s3transfer")) for p in parts), name
         # The wrapper's extension is the only thing beside python/.
         assert parts[0] == "python" or name == f"extensions/{EXTENSION_NAME}", name
@@ -178,11 +186,12 @@ def test_the_fingerprint_follows_the_inputs_and_nothing_else(tmp_path: Path) -> 
         spec(pythons=("3.13",)).fingerprint(),
         spec(coverage_versions={"3.12": "7.17.3"}).fingerprint(),
         spec(layout="function").fingerprint(),
+        spec(bytecode=False).fingerprint(),
     }
     (copy / "handler.py").write_text((copy / "handler.py").read_text() + "\n# changed\n")
     changed.add(spec().fingerprint())
     assert first not in changed
-    assert len(changed) == 5
+    assert len(changed) == 6
 
 
 def _python(version: str) -> str | None:
@@ -261,7 +270,7 @@ def test_build_layer_writes_the_zips_and_a_manifest(
 ) -> None:
     output = tmp_path / "dist"
     assert build_layer.main(["--output", str(output)]) == build_layer.EXIT_OK
-    manifest = json.loads((output / "layers.json").read_text())
+    manifest = json.loads((output / "build.json").read_text())
     assert [entry["architecture"] for entry in manifest] == ["arm64", "x86_64"]
     for entry in manifest:
         bundle = layer_bundles[entry["architecture"]]
@@ -289,7 +298,7 @@ def test_only_a_wheel_compiled_for_the_platform_fits() -> None:
         "coverage-7.17.4-cp312-cp312-manylinux1_x86_64.manylinux_2_28_x86_64."
         "manylinux_2_5_x86_64.whl"
     )
-    assert WheelName.parse(fits).fits(platform)
+    assert wheel_fits(fits, platform)
     for other in (
         "coverage-7.17.4-py3-none-any.whl",
         "coverage-7.17.4-cp313-cp313-manylinux_2_28_x86_64.whl",
@@ -297,9 +306,9 @@ def test_only_a_wheel_compiled_for_the_platform_fits() -> None:
         "coverage-7.17.4-cp312-cp312-macosx_11_0_arm64.whl",
         "coverage-7.17.4-cp312-cp312-manylinux_2_39_x86_64.whl",
     ):
-        assert not WheelName.parse(other).fits(platform), other
+        assert not wheel_fits(other, platform), other
     with pytest.raises(LayerBuildError, match="is not a wheel file name"):
-        WheelName.parse("coverage-7.17.4.tar.gz")
+        wheel_fits("coverage-7.17.4.tar.gz", platform)
 
 
 @pytest.mark.parametrize(

@@ -268,7 +268,7 @@ def test_ssm_parameters_are_written_only_where_the_canary_passed(aws: None, zip_
 def test_the_command_line_writes_the_manifest_and_arn_reads_it(
     aws: None, zip_a: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from coverage_cdk_constructs import arn_lookup
+    from coverage_cdk_constructs import arn_lookup, cli
 
     manifest = tmp_path / "layers.json"
     argv = [
@@ -280,7 +280,7 @@ def test_the_command_line_writes_the_manifest_and_arn_reads_it(
         "--regions",
         ",".join(REGIONS),
     ]
-    assert publish.main([*argv, "--public", "--manifest", str(manifest)]) == publish.EXIT_OK
+    assert cli.main([*argv, "--public", "--manifest", str(manifest)]) == publish.EXIT_OK
     layers = read_manifest(manifest)
     assert published_versions(layers) == {"x86_64": dict.fromkeys(sorted(REGIONS), 1)}
     assert publisher_account(layers) == "123456789012"
@@ -289,7 +289,7 @@ def test_the_command_line_writes_the_manifest_and_arn_reads_it(
     assert len(table) == 2 + len(REGIONS)
     capsys.readouterr()
     assert (
-        arn_lookup.main(
+        cli.main(
             [
                 "arn",
                 "--region",
@@ -304,7 +304,7 @@ def test_the_command_line_writes_the_manifest_and_arn_reads_it(
     )
     assert capsys.readouterr().out.strip() == layers["x86_64"].regions["eu-west-1"].arn
     assert (
-        arn_lookup.main(
+        cli.main(
             [
                 "arn",
                 "--region",
@@ -317,7 +317,7 @@ def test_the_command_line_writes_the_manifest_and_arn_reads_it(
         )
         == arn_lookup.EXIT_NOT_FOUND
     )
-    assert publish.main([*argv, "--runtimes", "python2.7"]) == publish.EXIT_USAGE
+    assert cli.main([*argv, "--runtimes", "python2.7"]) == publish.EXIT_USAGE
 
 
 def test_region_lists() -> None:

@@ -120,10 +120,7 @@ class Container:
             [os.path.dirname(self.python), os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
         )
         if self.layer is not None:
-            # As on Lambda: a layer's packages for this Python, then /opt/python.
-            site_packages = f"lib/python{python_version(self.python)}/site-packages"
-            python_path.append(str(self.layer.python_dir / site_packages))
-            python_path.append(str(self.layer.python_dir))
+            python_path += map(str, self.layer.python_paths(python_version(self.python)))
             path = f"{self.layer.bin_dir}{os.pathsep}{path}"
         env = {
             "PATH": path,

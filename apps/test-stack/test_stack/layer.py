@@ -2,20 +2,28 @@
 
 Lambda extracts a function's layers into ``/opt``: ``/opt/python`` is on the
 runtime's ``sys.path`` and every executable in ``/opt/extensions`` is started
-as an external extension. A :class:`Layer` is such a folder on this machine.
+as an external extension. A :class:`Layer` is such a folder on this machine,
+and :func:`build_wrapper_layer` fills it with the zip that ships, built by
+the one layer builder (:func:`coverage_cdk_constructs.sources.layer_spec`)
+for this machine's Python and CPU and unzipped as Lambda unzips it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import shutil
 import stat
+import sys
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from coverage_wrapper.extension import install_extension
+from coverage_cdk_constructs.bundle import build_bundle
+from coverage_cdk_constructs.lambda_platform import MACHINES
+from coverage_cdk_constructs.sources import layer_spec
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,10 @@ class Layer:
     def python_dir(self) -> Path:
         """What Lambda puts on the path as ``/opt/python``."""
         return self.root / "python"
+
+    def python_paths(self, python: str) -> list[Path]:
+        """What Lambda puts on ``sys.path`` for Python ``python`` (``"3.12"``): both folders."""
+        return [self.python_dir, self.root / f"python/lib/python{python}/site-packages"]
 
     @property
     def extensions_dir(self) -> Path:
@@ -61,26 +73,44 @@ def wrapper_source_dir() -> Path:
     return Path(spec.origin).parent
 
 
-def build_wrapper_layer(root: Path, *, extensions: Iterable[Path] = ()) -> Layer:
-    """Lay out the coverage layer under ``root``: the wrapper, its extension, any others.
+def build_wrapper_layer(
+    root: Path, *, extensions: Iterable[Path] = (), python: str | None = None
+) -> Layer:
+    """Unzip the coverage layer into ``root`` as Lambda does into ``/opt``; add any extensions.
 
-    The wrapper's extension goes to ``extensions/lambda-coverage`` exactly as
-    in the shipped layer (:func:`coverage_wrapper.extension.install_extension`).
-    coverage.py and boto3 are not copied: the runtime's own interpreter has
-    them, as the Lambda runtime has boto3 (and the published layer carries
-    coverage.py built for the Lambda platform).
+    The zip is the one that ships (wrapper, its extension, the combiner,
+    coverage.py and checked-hash bytecode), built from this checkout for
+    ``python`` (default: this interpreter's version) on this machine's CPU.
+    The built zip and coverage.py's wheels are cached
+    (``$LAMBDA_COVERAGE_CACHE_DIR`` or ``~/.cache/lambda-coverage``), so
+    only the first build asks the package index. boto3 is not in it: the
+    runtime's interpreter has it, as the Lambda runtime does.
     """
+    version = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    spec = layer_spec(local_architecture(), pythons=(version,), wrapper_source=wrapper_source_dir())
+    bundle = build_bundle(spec)
     layer = Layer(root)
-    layer.python_dir.mkdir(parents=True, exist_ok=True)
-    target = layer.python_dir / "coverage_wrapper"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(
-        wrapper_source_dir(), target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
-    install_extension(layer.root)
+    if root.exists():
+        shutil.rmtree(root)
+    with zipfile.ZipFile(bundle.path) as archive:
+        for info in archive.infolist():
+            target = Path(archive.extract(info, root))
+            # zipfile drops the mode bits that Lambda keeps (the extension is executable).
+            target.chmod(info.external_attr >> 16 & 0o777 or 0o644)
     add_extensions(layer, extensions)
     return layer
+
+
+def local_architecture() -> str:
+    """This machine's CPU as a Lambda architecture (``x86_64`` or ``arm64``)."""
+    machine = platform.machine()
+    for architecture, name in MACHINES.items():
+        if machine in (name, architecture):
+            return architecture
+    raise RuntimeError(
+        f"this machine's CPU {machine!r} is not a Lambda architecture "
+        f"({', '.join(MACHINES)}): the local runtime cannot run the layer's compiled tracer"
+    )
 
 
 def add_extensions(layer: Layer, executables: Iterable[Path]) -> None:

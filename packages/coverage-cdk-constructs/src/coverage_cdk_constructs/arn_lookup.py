@@ -86,7 +86,9 @@ def write_parameters(
     return changed
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``arn`` to the ``lambda-coverage-layer`` command line."""
     parser = subparsers.add_parser(
         "arn", help="print the published layer's ARN for a region", description=__doc__
@@ -99,7 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--manifest", type=Path, help="read this publishing manifest instead of SSM"
     )
     parser.add_argument("--ssm-prefix", default=SSM_PREFIX)
-    parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace, *, ssm: SsmClient | None = None) -> int:
@@ -136,18 +138,3 @@ def run(args: argparse.Namespace, *, ssm: SsmClient | None = None) -> int:
         return EXIT_NOT_FOUND
     print(value)
     return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``arn`` on its own (until it joins the ``lambda-coverage-layer`` command line)."""
-    parser = argparse.ArgumentParser(prog="lambda-coverage-layer")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
-    return int(args.run(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

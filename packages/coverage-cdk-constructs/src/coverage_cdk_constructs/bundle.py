@@ -9,8 +9,11 @@ layer. It runs locally, without Docker:
   installed from the package index);
 - coverage.py is unpacked from the wheel built for each Lambda platform, and
   its compiled tracer is checked to be there;
-- ``__pycache__``, ``*.pyc`` and ``tests`` folders are left out, and boto3 is
-  not bundled (the runtime has it);
+- ``__pycache__``, ``*.pyc`` and ``tests`` folders of the inputs are left
+  out, and boto3 is not bundled (the runtime has it); then each target Python
+  installed here compiles checked-hash bytecode into ``__pycache__``
+  (:mod:`~coverage_cdk_constructs.bytecode`), so that a cold start does not
+  compile from source on a read-only ``/opt``;
 - the zip is deterministic (sorted entries, fixed timestamps and modes), and
   its name is a fingerprint of the inputs, so the same inputs give the same
   asset hash and never cause a redeployment.
@@ -34,10 +37,11 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Final, Literal
 
+from coverage_cdk_constructs.bytecode import Interpreter, compile_tree, find_interpreters
 from coverage_cdk_constructs.errors import LayerBuildError
 from coverage_cdk_constructs.lambda_platform import (
     DEFAULT_COVERAGE_VERSIONS,
@@ -47,7 +51,7 @@ from coverage_cdk_constructs.wheels import fetch_wheel, unpack_wheel, wheel_memb
 from coverage_wrapper.extension import install_extension
 
 #: Changes whenever the builder lays files out differently (it is part of every fingerprint).
-BUILDER_FORMAT: Final = "2"
+BUILDER_FORMAT: Final = "3"
 #: Lambda's limits: 50 MB for a zip uploaded directly, 250 MB unzipped (function + layers).
 MAX_ZIPPED_BYTES: Final = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES: Final = 250 * 1024 * 1024
@@ -59,6 +63,10 @@ _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo")
 ENV_CACHE_DIR: Final = "LAMBDA_COVERAGE_CACHE_DIR"
 
 Layout = Literal["layer", "function"]
+#: Where Lambda puts each layout's files: the names code objects record.
+RECORDED_ROOTS: Final = MappingProxyType(
+    {"layer": PurePosixPath("/opt"), "function": PurePosixPath("/var/task")}
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class BundleSpec:
     :param packages: our packages to include.
     :param coverage_versions: coverage.py release per Python version.
     :param extensions: executables for the layer's ``extensions/`` folder.
+    :param bytecode: ship checked-hash ``.pyc`` compiled by each of ``pythons``
+        installed on this machine (the others are skipped and named).
     """
 
     layout: Layout
@@ -109,6 +119,7 @@ class BundleSpec:
         default_factory=lambda: MappingProxyType(dict(DEFAULT_COVERAGE_VERSIONS))
     )
     extensions: tuple[Path, ...] = ()
+    bytecode: bool = True
 
     def __post_init__(self) -> None:
         if not self.pythons:
@@ -134,8 +145,20 @@ class BundleSpec:
         """One Lambda platform per Python version, in order."""
         return tuple(LambdaPlatform(p, self.architecture) for p in self.pythons)
 
-    def fingerprint(self) -> str:
-        """A hash of every input: equal fingerprints mean equal zips."""
+    def interpreters(self) -> dict[str, Interpreter | None]:
+        """Per Python version, the interpreter that compiles its bytecode (None: skipped)."""
+        if not self.bytecode:
+            return dict.fromkeys(self.pythons)
+        return find_interpreters(self.pythons)
+
+    def fingerprint(self, interpreters: Mapping[str, Interpreter | None] | None = None) -> str:
+        """A hash of every input: equal fingerprints mean equal zips.
+
+        The inputs include the exact version of each interpreter that compiles
+        bytecode (default: :meth:`interpreters`), since the ``.pyc`` bytes
+        depend on it.
+        """
+        compilers = self.interpreters() if interpreters is None else interpreters
         digest = hashlib.sha256()
 
         def add(*parts: str | bytes) -> None:
@@ -147,6 +170,8 @@ class BundleSpec:
         add("builder", BUILDER_FORMAT, "layout", self.layout, "arch", self.architecture)
         for python in self.pythons:
             add("python", python, "coverage", self.coverage_versions[python])
+            compiler = compilers.get(python)
+            add("bytecode", compiler.identity() if compiler else "none")
         for package in self.packages:
             if isinstance(package, PublishedPackage):
                 add("published", package.project, package.version)
@@ -166,6 +191,8 @@ class Bundle:
     spec: BundleSpec
     path: Path
     fingerprint: str
+    #: The Python versions whose bytecode is not in the zip (not installed here).
+    bytecode_skipped: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -199,25 +226,37 @@ def default_cache_dir() -> Path:
 def build_bundle(spec: BundleSpec, *, cache_dir: Path | None = None) -> Bundle:
     """Build the zip for ``spec`` (or reuse the one built from the same inputs)."""
     cache = cache_dir or default_cache_dir()
-    fingerprint = spec.fingerprint()
+    interpreters = spec.interpreters()
+    fingerprint = spec.fingerprint(interpreters)
+    skipped = tuple(p for p, i in interpreters.items() if i is None) if spec.bytecode else ()
     target = cache / "bundles" / f"{spec.layout}-{spec.architecture}-{fingerprint[:32]}.zip"
     if target.is_file():
-        return Bundle(spec, target, fingerprint)
+        return Bundle(spec, target, fingerprint, skipped)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-bundle-") as scratch:
         tree = Path(scratch) / "tree"
-        lay_out(spec, tree, cache=cache)
+        lay_out(spec, tree, cache=cache, interpreters=interpreters)
         partial = Path(scratch) / "bundle.zip"
         write_zip(tree, partial)
         _check_size(partial, spec)
         # Another process may have built the same inputs: identical bytes, so either wins.
         shutil.copyfile(partial, target.with_suffix(".part"))
         os.replace(target.with_suffix(".part"), target)
-    return Bundle(spec, target, fingerprint)
+    return Bundle(spec, target, fingerprint, skipped)
 
 
-def lay_out(spec: BundleSpec, root: Path, *, cache: Path) -> None:
-    """Write the files of ``spec`` into the folder ``root``, as they will be unzipped."""
+def lay_out(
+    spec: BundleSpec,
+    root: Path,
+    *,
+    cache: Path,
+    interpreters: Mapping[str, Interpreter | None] | None = None,
+) -> None:
+    """Write the files of ``spec`` into the folder ``root``, as they will be unzipped.
+
+    :param interpreters: who compiles each Python's bytecode (default:
+        :meth:`BundleSpec.interpreters`).
+    """
     packages_dir = root / "python" if spec.layout == "layer" else root
     for package in spec.packages:
         _install_package(package, packages_dir, cache)
@@ -238,6 +277,11 @@ def lay_out(spec: BundleSpec, root: Path, *, cache: Path) -> None:
         shutil.copyfile(extension, destination)
         destination.chmod(0o755)
     _strip(root)
+    compile_tree(
+        root,
+        spec.interpreters() if interpreters is None else interpreters,
+        recorded_root=RECORDED_ROOTS[spec.layout],
+    )
 
 
 def _install_package(package: Package, destination: Path, cache: Path) -> None:

@@ -35,7 +35,7 @@ import functools
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -431,7 +431,9 @@ def _canary_then_parameters(
 # --- the command line --------------------------------------------------------------------------
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``publish`` to the ``lambda-coverage-layer`` command line."""
     parser = subparsers.add_parser(
         "publish",
@@ -470,7 +472,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument(
         "--canary-bucket", help="bucket for the canary's data; may contain {region}"
     )
-    parser.set_defaults(run=run)
+    return parser
 
 
 def request_from(args: argparse.Namespace) -> PublishRequest:
@@ -563,18 +565,3 @@ def format_report(request: PublishRequest, report: PublishReport) -> str:
     if failed:
         lines.append(f"failed in {', '.join(failed)}: run the same command again to finish")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``publish`` on its own (until it joins the ``lambda-coverage-layer`` command line)."""
-    parser = argparse.ArgumentParser(prog="lambda-coverage-layer")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
-    return int(args.run(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

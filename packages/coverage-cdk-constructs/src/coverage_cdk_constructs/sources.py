@@ -73,20 +73,31 @@ def layer_spec(
     coverage_versions: Mapping[str, str] | None = None,
     wrapper_source: Path | None = None,
     wrapper_version: str | None = None,
+    combiner_source: Path | None = None,
+    combiner_version: str | None = None,
     extensions: Sequence[Path] = (),
+    bytecode: bool = True,
 ) -> BundleSpec:
     """What the coverage layer for ``architecture`` (``"x86_64"``/``"arm64"``) holds.
 
     The one definition of the layer's content: :class:`CoverageLayer` builds
-    it for a stack, and publishing builds the same zips.
+    it for a stack, ``lambda-coverage-layer build`` the published zips, and
+    the test stack's local runtime its ``/opt``. The wrapper (with its
+    extension), the combiner (so that ``coverage_wrapper.combiner`` works in
+    a function with the layer; boto3 is the runtime's), coverage.py per
+    Python version, and checked-hash bytecode (``bytecode=False``: none).
     """
     return BundleSpec(
         layout="layer",
         architecture=architecture,
         pythons=tuple(pythons),
-        packages=(wrapper_package(wrapper_source, wrapper_version),),
+        packages=(
+            wrapper_package(wrapper_source, wrapper_version),
+            combiner_package(combiner_source, combiner_version),
+        ),
         coverage_versions=dict(coverage_versions or DEFAULT_COVERAGE_VERSIONS),
         extensions=tuple(extensions),
+        bytecode=bytecode,
     )
 
 

@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from coverage_cdk_constructs.errors import LayerBuildError, WheelDownloadError
 from coverage_cdk_constructs.lambda_platform import LambdaPlatform
@@ -26,39 +27,20 @@ PIP_TIMEOUT_SECONDS: Final = 300
 _LIBRARY_SCHEMES: Final = frozenset({"purelib", "platlib"})
 
 
-@dataclass(frozen=True)
-class WheelName:
-    """The parts of a wheel's file name (PEP 427)."""
+def wheel_fits(filename: str, platform: LambdaPlatform) -> bool:
+    """Whether the wheel ``filename`` is compiled for ``platform`` (a pure wheel is not).
 
-    project: str
-    version: str
-    python_tags: frozenset[str]
-    abi_tags: frozenset[str]
-    platform_tags: frozenset[str]
-
-    @classmethod
-    def parse(cls, filename: str) -> WheelName:
-        """Split ``filename``; a clear error when it is not a wheel's name."""
-        stem = filename.removesuffix(".whl")
-        parts = stem.split("-")
-        if stem == filename or len(parts) not in (5, 6):
-            raise LayerBuildError(f"{filename!r} is not a wheel file name")
-        python, abi, platform = parts[-3:]
-        return cls(
-            project=parts[0],
-            version=parts[1],
-            python_tags=frozenset(python.split(".")),
-            abi_tags=frozenset(abi.split(".")),
-            platform_tags=frozenset(platform.split(".")),
-        )
-
-    def fits(self, platform: LambdaPlatform) -> bool:
-        """Whether this wheel is compiled for ``platform`` (a pure wheel is not)."""
-        return (
-            platform.abi in self.python_tags
-            and platform.abi in self.abi_tags
-            and bool(self.platform_tags & set(platform.platform_tags()))
-        )
+    A clear error when ``filename`` is not a wheel's name (PEP 427).
+    """
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as error:
+        raise LayerBuildError(f"{filename!r} is not a wheel file name ({error})") from error
+    loadable = set(platform.platform_tags())
+    return any(
+        tag.interpreter == platform.abi and tag.abi == platform.abi and tag.platform in loadable
+        for tag in tags
+    )
 
 
 def fetch_wheel(project: str, version: str, platform: LambdaPlatform | None, cache: Path) -> Path:
@@ -79,8 +61,7 @@ def fetch_wheel(project: str, version: str, platform: LambdaPlatform | None, cac
                 f"pip downloaded {len(found)} wheels for {project}=={version}, expected one"
             )
         wheel = found[0]
-        name = WheelName.parse(wheel.name)
-        if platform is not None and not name.fits(platform):
+        if platform is not None and not wheel_fits(wheel.name, platform):
             raise WheelDownloadError(
                 f"{wheel.name} is not built for CPython {platform.python} on "
                 f"{platform.machine} Linux (glibc <= 2.{platform.glibc_minor}); "
