@@ -48,7 +48,7 @@ def test_key_layout_and_object_metadata(
         "python-version": platform.python_version(),
         "branch": "true",
     }
-    assert upload.contexts == {f"{FUNCTION_NAME}@12"}
+    assert upload.contexts == {f"{FUNCTION_NAME}@12|invocation"}
 
 
 def test_key_template_from_the_environment(
