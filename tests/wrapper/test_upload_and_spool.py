@@ -102,6 +102,8 @@ def test_the_run_id_is_in_the_key_and_the_metadata(
         1,
     )
     assert upload.metadata["run-id"] == "ci_1234"
+    # In the data too, so a file read without its key still tells its run.
+    assert upload.contexts == {f"{FUNCTION_NAME}@$LATEST|invocation;run=ci_1234"}
     configuration = health_check_handler()["configuration"]
     assert (configuration["run_id"], configuration["key_template"]) == ("ci 1234", template)
 
