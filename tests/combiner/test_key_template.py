@@ -77,6 +77,27 @@ def test_a_run_id_selects_that_runs_data_files_only(custom_layout: Path, tmp_pat
     assert again.merged.lines_by_file() == first.merged.lines_by_file()
 
 
+def test_a_run_id_keeps_only_that_runs_contexts(tmp_path: Path) -> None:
+    # One process served run r1, then run r2: its newer cumulative snapshot
+    # holds both runs, each under its own context.
+    root = tmp_path / "bucket"
+    first = key("orders", pid=1, seq=1, run_id="r1", template=TEMPLATE)
+    both = key("orders", pid=1, seq=2, run_id="r2", template=TEMPLATE)
+    write_data(root / first, lines={"orders@$LATEST|invocation;run=r1": {"o.py": {1, 2}}})
+    write_data(
+        root / both,
+        lines={
+            "orders@$LATEST|invocation;run=r1": {"o.py": {1, 2}},
+            "orders@$LATEST|invocation;run=r2": {"o.py": {2, 3}},
+        },
+    )
+    r1 = combine([str(root)], CombineOptions(key_template=TEMPLATE, run_id="r1"))
+    assert r1.merged.lines_by_file() == {"o.py": {1, 2}}
+    r2 = combine([str(root)], CombineOptions(key_template=TEMPLATE, run_id="r2"))
+    assert r2.merged.lines_by_file() == {"o.py": {2, 3}}
+    assert r2.merged.contexts() == {"orders@$LATEST|invocation;run=r2"}
+
+
 def test_bad_template_or_run_id_options_are_refused() -> None:
     with pytest.raises(KeyTemplateError, match=r"it lacks \{container\} \{pid\} \{seq\}"):
         CombineOptions(key_template="{prefix}{function}.coverage")

@@ -16,6 +16,7 @@ import pytest
 from coverage_combiner import combine_coverage_files
 from coverage_combiner.cli import EXIT_OK, EXIT_PARTIAL, main
 from coverage_combiner.lambda_handler import handler, merge_into_rolling
+from coverage_combiner.summary import render_markdown
 from tests.combiner.conftest import key, read_data, write_data
 from tests.wrapper.reference import reference_measurement
 
@@ -354,11 +355,14 @@ def test_end_to_end_from_real_wrapper_uploads(
     )
     assert {app: ref_lines["orders.py"]} == lines
     assert {app: ref_arcs["orders.py"]} == arcs
-    assert contexts == {"orders@5"}
+    assert contexts == {"orders@5|init", "orders@5|invocation"}
     summary = json.loads((out / "coverage-summary.json").read_text())
     # Three invocations, two cumulative snapshots (the third ran nothing new), one read.
     assert summary["inputs"]["superseded_snapshots"] == 1
     assert summary["totals"]["percent_covered"] == 100.0
+    # The import and the def ran at init only; the handler's lines in invocations.
+    assert summary["functions"]["orders"]["only_at_init"] == {app: [1, 4]}
+    assert "| orders | `orders.py` | 1, 4 |" in render_markdown(summary)
 
 
 def test_a_bad_key_template_names_the_variable(

@@ -96,7 +96,7 @@ def test_decorator_measures_exactly_the_lines_that_ran(
     assert union_lines(found) == ref_lines
     assert union_arcs(found) == ref_arcs
     assert found[0].has_arcs
-    assert found[0].contexts == {f"{FUNCTION_NAME}@$LATEST"}
+    assert found[0].contexts == {f"{FUNCTION_NAME}@$LATEST|invocation"}
 
 
 def test_data_accumulates_across_warm_invocations(

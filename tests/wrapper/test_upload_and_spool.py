@@ -48,7 +48,7 @@ def test_key_layout_and_object_metadata(
         "python-version": platform.python_version(),
         "branch": "true",
     }
-    assert upload.contexts == {f"{FUNCTION_NAME}@12"}
+    assert upload.contexts == {f"{FUNCTION_NAME}@12|invocation"}
 
 
 def test_key_template_from_the_environment(
@@ -102,6 +102,8 @@ def test_the_run_id_is_in_the_key_and_the_metadata(
         1,
     )
     assert upload.metadata["run-id"] == "ci_1234"
+    # In the data too, so a file read without its key still tells its run.
+    assert upload.contexts == {f"{FUNCTION_NAME}@$LATEST|invocation;run=ci_1234"}
     configuration = health_check_handler()["configuration"]
     assert (configuration["run_id"], configuration["key_template"]) == ("ci 1234", template)
 

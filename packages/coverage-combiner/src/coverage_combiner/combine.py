@@ -26,6 +26,7 @@ from coverage_combiner.merge import (
 from coverage_combiner.parallel import available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.sources import Input, list_source
+from coverage_wrapper.attribution import parse_context
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ def combine(
     merged.inputs.sort()
     if options.function is not None:
         merged = _only_function(merged, options.function)
+    if options.run_id is not None:
+        merged = _only_run(merged, key_segment(options.run_id))
     merged, versions = select_versions(merged, options.version)
     result = CombineResult(
         merged=merged,
@@ -299,6 +302,19 @@ def _outside(day: date | None, options: CombineOptions) -> bool:
     if day is None:
         return False
     return bool((options.since and day < options.since) or (options.until and day > options.until))
+
+
+def _only_run(merged: Merged, run: str) -> Merged:
+    """Drop the contexts of other runs: one process's data file may hold several runs."""
+    keep = {c for c in merged.contexts() if parse_context(c).run_id in (None, run)}
+    result = Merged(
+        has_arcs=merged.has_arcs,
+        inputs=list(merged.inputs),
+        line_contexts=merged.line_contexts & keep,
+    )
+    result.lines = {k: v for k, v in merged.lines.items() if k[0] in keep}
+    result.arcs = {k: v for k, v in merged.arcs.items() if k[0] in keep}
+    return result
 
 
 def _only_function(merged: Merged, function: str) -> Merged:

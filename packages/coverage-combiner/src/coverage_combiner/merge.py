@@ -34,15 +34,21 @@ from coverage_combiner.reader import (
     parse_arcs,
     read_data_file,
 )
+from coverage_wrapper.attribution import parse_context
 
 _NUMBER = re.compile(r"\d+")
 
 
 def split_context(context: str) -> tuple[str, str | None]:
-    """``function@version`` → (function, version); other contexts → (context, None)."""
-    function, sep, version = context.rpartition("@")
+    """``function@version`` → (function, version); other contexts → (context, None).
+
+    The dynamic part the wrapper adds (``|init``, ``|invocation;run=...``) is
+    not part of either.
+    """
+    static = parse_context(context).static
+    function, sep, version = static.rpartition("@")
     if not sep or not function:
-        return context, None
+        return static, None
     return function, version
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.merge import split_context
+from coverage_wrapper.attribution import INIT, parse_context
 
 if TYPE_CHECKING:
     from coverage_combiner.combine import CombineResult
@@ -25,6 +26,9 @@ def build_summary(
     merged = result.merged
     functions: dict[str, dict[str, Any]] = {}
     executed: dict[str, dict[str, set[int]]] = {}
+    # Per function, lines run at init and lines run otherwise (invocations).
+    at_init: dict[str, dict[str, set[int]]] = {}
+    invoked: dict[str, dict[str, set[int]]] = {}
     measured: list[tuple[str, str, set[int]]] = (
         [(c, p, {n for arc in arcs for n in arc if n > 0}) for (c, p), arcs in merged.arcs.items()]
         if merged.has_arcs
@@ -36,6 +40,8 @@ def build_summary(
             continue
         local = remap.map(path, function if version is not None else None)
         executed.setdefault(function, {}).setdefault(local, set()).update(lines)
+        phase_lines = at_init if parse_context(context).phase == INIT else invoked
+        phase_lines.setdefault(function, {}).setdefault(local, set()).update(lines)
     files_report: dict[str, Any] = (report or {}).get("files", {})
     # coverage.py names files relative to the working folder where it can.
     by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
@@ -48,6 +54,8 @@ def build_summary(
             "files": len(files),
             "executed_lines": sum(len(lines) for lines in files.values()),
         }
+        if function in at_init:
+            entry["only_at_init"] = _only_at_init(at_init[function], invoked.get(function, {}))
         if report is not None:
             statements = 0
             covered = 0
@@ -102,6 +110,14 @@ def build_summary(
         }
         summary["note"] = "source not available: percentages need --source-root or --source-zip"
     return summary
+
+
+def _only_at_init(
+    at_init: dict[str, set[int]], invoked: dict[str, set[int]]
+) -> dict[str, list[int]]:
+    """Lines covered only by cold starts (module import), per file."""
+    only = {path: sorted(lines - invoked.get(path, set())) for path, lines in at_init.items()}
+    return {path: lines for path, lines in sorted(only.items()) if lines}
 
 
 def _all_files(executed: dict[str, dict[str, set[int]]]) -> dict[str, set[int]]:
@@ -171,6 +187,21 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"| {name} | {', '.join(entry['versions']) or '—'} | {entry['files']} "
             f"| {entry['executed_lines']} | {cover} |"
         )
+    cold = [
+        (name, path, found)
+        for name, entry in functions.items()
+        for path, found in entry.get("only_at_init", {}).items()
+    ]
+    if cold:
+        lines += [
+            "",
+            "Covered only by cold starts (run at init, by no invocation):",
+            "",
+            "| Function | File | Lines |",
+            "| --- | --- | --- |",
+        ]
+        for name, path, found in cold:
+            lines.append(f"| {name} | `{relative_to_here(path)}` | {_ranges(found)} |")
     if summary["warnings"]:
         lines += ["", *[f"> ⚠️ {warning}" for warning in summary["warnings"]]]
     if inputs["rejected"]:
@@ -180,6 +211,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["", f"**{len(inputs['skipped'])} other object(s) skipped:**", ""]
         lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["skipped"]]
     return "\n".join(lines) + "\n"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``1-3, 7``."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def render_table(summary: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ def _initialise() -> Handler:
         # Disabled: the runtime calls the original itself; nothing of the
         # measurement machinery is even imported.
         return load_handler(config.original_handler)
+    from coverage_wrapper.attribution import INIT
     from coverage_wrapper.invocation import run_invocation
     from coverage_wrapper.session import get_session
 
@@ -33,7 +34,7 @@ def _initialise() -> Handler:
     # Before the function's code runs: its threads inherit the SIGTERM block,
     # and the extension knows to wait for each invocation's end.
     session.start_extension_handoff(attach=True)
-    entered = session.enter_scope()
+    entered = session.enter_scope(INIT)
     try:
         original = load_handler(config.original_handler)
     finally:

@@ -41,6 +41,9 @@ _QUIET_WARNINGS = [
     "module-not-measured",
     "module-not-imported",
     "include-ignored",
+    # The dynamic context is switched only right after a start, where sysmon
+    # is exact too (see coverage_wrapper.attribution).
+    "no-sysmon-context",
 ]
 
 
@@ -94,14 +97,21 @@ class Measurement:
         self.failure: str | None = None
         self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
         self._core: str | None = None
+        self._label: str | None = None
 
     @property
     def active(self) -> bool:
         """Whether a scope is open and coverage is tracing."""
         return self._depth > 0
 
-    def enter(self) -> bool:
-        """Open a scope. Returns True when the caller must call :meth:`exit` later."""
+    def enter(self, label: str | None = None) -> bool:
+        """Open a scope. Returns True when the caller must call :meth:`exit` later.
+
+        ``label`` is the dynamic context of what the scope runs
+        (:func:`coverage_wrapper.attribution.dynamic_context`). Only the
+        outermost scope's label counts: a scope that joins a running
+        measurement records under the label already in force.
+        """
         with self._lock:
             if self._depth > 0:
                 self._depth += 1
@@ -126,6 +136,8 @@ class Measurement:
                     self.state = MeasurementState.EXTERNAL
                     return False
                 cov.start()
+                if label is not None and label != self._label:
+                    self._switch_context(cov, label)
             except Exception as exc:  # noqa: BLE001 - measurement must never break the function
                 self._fail("Coverage could not start", exc)
                 self._stop_quietly()
@@ -231,6 +243,24 @@ class Measurement:
         cov.set_option("run:disable_warnings", _QUIET_WARNINGS)
         self._cov = cov
         return cov
+
+    def _switch_context(self, cov: coverage.Coverage, label: str) -> None:
+        # Right after start(), before any measured code: exact on sysmon too
+        # (start() re-arms every line event).
+        try:
+            cov.switch_context(label)
+        except Exception as exc:  # noqa: BLE001
+            # Writing the lines measured under the old label failed (/tmp is
+            # full): they stay in memory, measuring goes on, and the switch is
+            # tried again at the next start.
+            log(
+                30,
+                "Coverage could not switch its context; it tries again at the next invocation",
+                context=label,
+                error=str(exc),
+            )
+            return
+        self._label = label
 
     def _stop_quietly(self) -> None:
         # A start that failed half-way may have switched tracing on: switch it off.

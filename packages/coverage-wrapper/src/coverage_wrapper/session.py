@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coverage_wrapper import logs
+from coverage_wrapper.attribution import INVOCATION, dynamic_context
 from coverage_wrapper.config import WrapperConfig, environment_config
 from coverage_wrapper.data_labels import object_key, object_metadata, utc_now
 from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
@@ -110,11 +111,16 @@ class ContainerSession:
 
     # Scopes -----------------------------------------------------------------
 
-    def enter_scope(self) -> bool:
-        """Open a measured scope; True when :meth:`exit_scope` must follow."""
+    def enter_scope(self, phase: str = INVOCATION) -> bool:
+        """Open a measured scope; True when :meth:`exit_scope` must follow.
+
+        ``phase`` is what the lines run in it are attributed to
+        (:data:`~coverage_wrapper.attribution.INIT` or
+        :data:`~coverage_wrapper.attribution.INVOCATION`).
+        """
         if self.measurement is None:
             return False
-        return self.measurement.enter()
+        return self.measurement.enter(dynamic_context(phase, self.config.run_id))
 
     def exit_scope(self, entered: bool) -> None:
         """Close a scope opened by :meth:`enter_scope`."""
