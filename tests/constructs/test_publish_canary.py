@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import compileall
-import py_compile
 import shutil
 import sys
 import zipfile
@@ -52,27 +50,13 @@ def _rezip(source: Path, target: Path, change: object) -> Path:
     return target
 
 
-def _checked_hash_bytecode(root: Path) -> None:
-    # Until the builder ships checked-hash .pyc files, give the canary's Python its own.
-    for folder in (
-        root / "python" / "coverage_wrapper",
-        root / "python" / "lib" / f"python{PYTHON}",
-    ):
-        compileall.compile_dir(
-            folder, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
-        )
-
-
 @pytest.fixture(scope="session")
 def good_zip(built_zip: Path) -> Path:
-    """The built zip, with checked-hash bytecode for this Python if it has none yet."""
+    """The built zip as it ships: with checked-hash bytecode for this Python."""
     with zipfile.ZipFile(built_zip) as archive:
-        has_bytecode = any(
-            f".cpython-{PYTHON.replace('.', '')}.pyc" in n for n in archive.namelist()
-        )
-    if has_bytecode:
-        return built_zip
-    return _rezip(built_zip, built_zip.with_name("with-bytecode.zip"), _checked_hash_bytecode)
+        tag = f".cpython-{PYTHON.replace('.', '')}.pyc"
+        assert any(tag in name for name in archive.namelist()), "the builder shipped no bytecode"
+    return built_zip
 
 
 @pytest.fixture(scope="module")
