@@ -15,9 +15,9 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
+from coverage_cdk_constructs.bundled_packages import combiner_spec, layer_spec
 from coverage_cdk_constructs.errors import WheelDownloadError
 from coverage_cdk_constructs.layer import CoverageLayer
-from coverage_cdk_constructs.sources import combiner_spec, layer_spec
 
 LAYER_ARN = "arn:aws:lambda:eu-west-1:123456789012:layer:lambda-coverage:3"
 INLINE_CODE = "def handler(event, context):\n    return 1\n"

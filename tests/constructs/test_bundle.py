@@ -22,13 +22,13 @@ from coverage_cdk_constructs.bundle import (
     build_bundle,
     write_zip,
 )
+from coverage_cdk_constructs.bundled_packages import layer_spec, monorepo_source
 from coverage_cdk_constructs.errors import LayerBuildError
 from coverage_cdk_constructs.lambda_platform import (
     DEFAULT_COVERAGE_VERSIONS,
     SUPPORTED_PYTHONS,
     LambdaPlatform,
 )
-from coverage_cdk_constructs.sources import layer_spec, monorepo_source
 from coverage_cdk_constructs.wheels import unpack_wheel, wheel_fits
 from coverage_wrapper.constants import EXTENSION_NAME
 from coverage_wrapper.extension import LAUNCHER_FILE
@@ -171,9 +171,11 @@ def test_the_fingerprint_follows_the_inputs_and_nothing_else(tmp_path: Path) -> 
 
     def spec(**changes: object) -> BundleSpec:
         settings: dict[str, object] = {
-            "layout": "layer", "architecture": "x86_64", "pythons": ("3.12",),
+            "layout": "layer",
+            "architecture": "x86_64",
+            "pythons": ("3.12",),
             "packages": (SourcePackage("coverage_wrapper", copy),),
-        } | changes  # fmt: skip
+        } | changes
         return BundleSpec(**settings)  # type: ignore[arg-type]
 
     first = spec().fingerprint()
@@ -244,8 +246,13 @@ def test_the_wrapper_runs_from_the_unzipped_layer(
     }
     done = subprocess.run(
         [executable, "-I", "-S", "-c", IMPORT_CHECK, str(task), str(site), str(opt / "python")],
-        cwd=task, env=environment, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=task,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["answer"] == 42
@@ -323,8 +330,12 @@ def test_only_a_wheel_compiled_for_the_platform_fits() -> None:
     ],
 )
 def test_bad_specs_are_refused_with_the_fix(settings: dict[str, object], message: str) -> None:
-    base: dict[str, object] = {"layout": "layer", "architecture": "x86_64", "pythons": ("3.12",),
-                               "packages": ()}  # fmt: skip
+    base: dict[str, object] = {
+        "layout": "layer",
+        "architecture": "x86_64",
+        "pythons": ("3.12",),
+        "packages": (),
+    }
     with pytest.raises(LayerBuildError, match=message):
         BundleSpec(**(base | settings))  # type: ignore[arg-type]
 

@@ -39,8 +39,12 @@ def test_defaults_every_python_x86_64_and_the_asset_named_by_the_inputs(
     properties = resource["Properties"]
     assert properties["CompatibleArchitectures"] == ["x86_64"]
     assert properties["CompatibleRuntimes"] == [
-        "python3.10", "python3.11", "python3.12", "python3.13", "python3.14",
-    ]  # fmt: skip
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "python3.14",
+    ]
     assert properties["LicenseInfo"] == "MIT AND Apache-2.0"
     assert "LayerName" not in properties
     assert properties["Content"]["S3Key"] == _asset_key(layer_bundles["x86_64"])
@@ -62,11 +66,14 @@ def test_props_architecture_runtimes_name_and_removal_policy(
 ) -> None:
     stack = cdk.Stack(cdk.App(), "Props")
     layer = CoverageLayer(
-        stack, "CoverageLayer", architecture=lambda_.Architecture.ARM_64,
+        stack,
+        "CoverageLayer",
+        architecture=lambda_.Architecture.ARM_64,
         compatible_runtimes=[lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13],
-        layer_version_name="team-coverage", removal_policy=cdk.RemovalPolicy.RETAIN,
+        layer_version_name="team-coverage",
+        removal_policy=cdk.RemovalPolicy.RETAIN,
         description="ours",
-    )  # fmt: skip
+    )
     resource = _layer_resource(stack, layer)
     assert resource["DeletionPolicy"] == "Retain"
     assert resource["Properties"] | {"Content": None} == {
@@ -141,10 +148,16 @@ def test_from_published_in_a_known_region() -> None:
     layer = CoverageLayer.from_published(
         stack, "Layer", version=4, architecture=lambda_.Architecture.ARM_64, account="111122223333"
     )
-    assert stack.resolve(layer.layer_version_arn) == {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"},
-        ":lambda:eu-west-1:111122223333:layer:lambda-coverage-arm64:4",
-    ]]}  # fmt: skip
+    assert stack.resolve(layer.layer_version_arn) == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:eu-west-1:111122223333:layer:lambda-coverage-arm64:4",
+            ],
+        ]
+    }
     by_region = CoverageLayer.from_published(
         stack, "ByRegion", version={"eu-west-1": 7, "us-east-1": 9}, account="111122223333"
     )
@@ -166,11 +179,19 @@ def test_from_published_in_an_env_agnostic_stack_uses_a_region_mapping() -> None
     (mapping,) = template["Mappings"].values()
     assert mapping == {"eu-west-1": {"version": "7"}, "us-east-1": {"version": "9"}}
     (mapping_id,) = template["Mappings"]
-    assert stack.resolve(layer.layer_version_arn) == {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"}, ":lambda:", {"Ref": "AWS::Region"},
-        ":111122223333:layer:lambda-coverage-x86_64:",
-        {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "version"]},
-    ]]}  # fmt: skip
+    assert stack.resolve(layer.layer_version_arn) == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:",
+                {"Ref": "AWS::Region"},
+                ":111122223333:layer:lambda-coverage-x86_64:",
+                {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "version"]},
+            ],
+        ]
+    }
 
 
 def test_from_published_needs_the_publishers_account() -> None:

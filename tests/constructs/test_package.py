@@ -7,7 +7,8 @@ import pytest
 
 NO_CDK_CHECK = """
 import sys
-import coverage_cdk_constructs, coverage_cdk_constructs.bundle, coverage_cdk_constructs.sources
+import coverage_cdk_constructs, coverage_cdk_constructs.bundle
+import coverage_cdk_constructs.bundled_packages, coverage_cdk_constructs.cli
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aws_cdk", "jsii", "constructs"))
 assert not loaded, loaded
 from coverage_cdk_constructs import CoverageLayer, CoverageBucket

@@ -4,7 +4,7 @@ Lambda extracts a function's layers into ``/opt``: ``/opt/python`` is on the
 runtime's ``sys.path`` and every executable in ``/opt/extensions`` is started
 as an external extension. A :class:`Layer` is such a folder on this machine,
 and :func:`build_wrapper_layer` fills it with the zip that ships, built by
-the one layer builder (:func:`coverage_cdk_constructs.sources.layer_spec`)
+the one layer builder (:func:`coverage_cdk_constructs.bundled_packages.layer_spec`)
 for this machine's Python and CPU and unzipped as Lambda unzips it.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coverage_cdk_constructs.bundle import build_bundle
+from coverage_cdk_constructs.bundled_packages import layer_spec
 from coverage_cdk_constructs.lambda_platform import MACHINES
-from coverage_cdk_constructs.sources import layer_spec
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``lambda-coverage-layer build``: the coverage layer zips, one per architecture.
 
 The same builder and the same content as :class:`CoverageLayer`
-(:func:`~coverage_cdk_constructs.sources.layer_spec`), for publishing: one
+(:func:`~coverage_cdk_constructs.bundled_packages.layer_spec`), for publishing: one
 zip per architecture in ``--output``, and ``build.json`` describing each
 (file, SHA-256, the builder's fingerprint, sizes, Python and coverage.py
 versions, the compiled tracer checked for each Python, and which Pythons'
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
+from coverage_cdk_constructs.bundled_packages import layer_spec
 from coverage_cdk_constructs.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from coverage_cdk_constructs.cli import main as cli_main
 from coverage_cdk_constructs.errors import LayerBuildError
 from coverage_cdk_constructs.lambda_platform import MACHINES, SUPPORTED_PYTHONS
-from coverage_cdk_constructs.sources import layer_spec
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "MANIFEST_NAME", "describe", "main", "run"]
 

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from coverage_cdk_constructs.bucket import CoverageBucket
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
+from coverage_cdk_constructs.bundled_packages import combiner_spec
 from coverage_cdk_constructs.environment import (
     COMBINER_HANDLER,
     DATA_SUFFIX,
@@ -39,7 +40,6 @@ from coverage_cdk_constructs.nag import (
     acknowledge,
     acknowledge_wildcards,
 )
-from coverage_cdk_constructs.sources import combiner_spec
 
 #: The newest Python the combiner is tested on.
 DEFAULT_COMBINER_PYTHON: Final = "3.13"

@@ -11,9 +11,9 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from coverage_cdk_constructs.bundle import Bundle, build_bundle
+from coverage_cdk_constructs.bundled_packages import layer_spec
 from coverage_cdk_constructs.lambda_platform import SUPPORTED_PYTHONS, python_of_runtime
 from coverage_cdk_constructs.published import PublishedCoverageLayer, published_layer
-from coverage_cdk_constructs.sources import layer_spec
 
 
 def python_runtime(version: str) -> lambda_.Runtime:

@@ -84,9 +84,17 @@ def _pip_download(
     project: str, version: str, platform: LambdaPlatform | None, destination: Path
 ) -> None:
     command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--dest", str(destination),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--dest",
+        str(destination),
+    ]
     if platform is not None:
         command += ["--implementation", "cp", "--python-version", platform.python]
         command += ["--abi", platform.abi]

@@ -23,7 +23,7 @@ from coverage_cdk_constructs.lambda_platform import DEFAULT_COVERAGE_VERSIONS, S
 WRAPPER_RELEASE: Final = "0.1.0"
 COMBINER_RELEASE: Final = "0.1.0"
 
-#: ``packages/`` when this file is ``packages/coverage-cdk-constructs/src/<pkg>/sources.py``.
+#: ``packages/`` when this file is ``packages/coverage-cdk-constructs/src/<pkg>/<module>.py``.
 _PACKAGES_DIR: Final = Path(__file__).resolve().parents[3]
 
 
@@ -36,17 +36,25 @@ def monorepo_source(folder: str, import_name: str) -> Path | None:
 def wrapper_package(source: Path | None = None, version: str | None = None) -> Package:
     """The wrapper: ``source`` if given, else this repository's, else the released wheel."""
     return _package(
-        "coverage-wrapper", "coverage_wrapper", "lambda-coverage-wrapper",
-        source, version or WRAPPER_RELEASE, prefer_release=version is not None,
-    )  # fmt: skip
+        "coverage-wrapper",
+        "coverage_wrapper",
+        "lambda-coverage-wrapper",
+        source,
+        version or WRAPPER_RELEASE,
+        prefer_release=version is not None,
+    )
 
 
 def combiner_package(source: Path | None = None, version: str | None = None) -> Package:
     """The combiner: ``source`` if given, else this repository's, else the released wheel."""
     return _package(
-        "coverage-combiner", "coverage_combiner", "lambda-coverage-combiner",
-        source, version or COMBINER_RELEASE, prefer_release=version is not None,
-    )  # fmt: skip
+        "coverage-combiner",
+        "coverage_combiner",
+        "lambda-coverage-combiner",
+        source,
+        version or COMBINER_RELEASE,
+        prefer_release=version is not None,
+    )
 
 
 def _package(
