@@ -156,3 +156,20 @@ AUDIT_ARGS ?=
 .PHONY: audit
 audit: install ## Audit the installed dependencies for known vulnerabilities (pip-audit; asks PyPI; AUDIT_ARGS=--strict)
 	$(HATCH) run audit $(AUDIT_ARGS)
+
+# The test stack's functions on the local runtime, one call at a time. hatch
+# reads {...} on its command line as its own placeholders, so the JSON event
+# reaches the command through the environment, never through hatch's arguments.
+FUNCTION    ?= main
+EVENT       ?= {}
+INVOKE_ARGS ?=
+
+.PHONY: functions invoke cdk-bootstrap
+functions: install ## List the test stack's functions (name, handler, code folder)
+	$(HATCH) run python -m test_stack.local_lambda list
+
+invoke: install ## Invoke one on the local runtime: make invoke FUNCTION=main EVENT='<JSON>' (INVOKE_ARGS="--times 20 --coverage")
+	EVENT='$(EVENT)' $(HATCH) run bash -c 'python -m test_stack.local_lambda invoke "$$0" --event "$$EVENT" "$$@"' $(FUNCTION) $(INVOKE_ARGS)
+
+cdk-bootstrap: install ## Bootstrap your AWS account and region for CDK (once per account and region; CDK_ARGS="--profile x")
+	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) bootstrap $(CDK_ARGS)'
