@@ -173,3 +173,13 @@ invoke: install ## Invoke one on the local runtime: make invoke FUNCTION=main EV
 
 cdk-bootstrap: install ## Bootstrap your AWS account and region for CDK (once per account and region; CDK_ARGS="--profile x")
 	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) bootstrap $(CDK_ARGS)'
+
+# Combine data files from S3 or a folder into reports (the combiner's CLI).
+SOURCE       ?=
+OUT          ?= out/combined
+COMBINE_ARGS ?=
+
+.PHONY: combine
+combine: install ## Combine data files: make combine SOURCE=s3://BUCKET/coverage/ (OUT=out/combined, COMBINE_ARGS="--source-root DIR")
+	@test -n "$(SOURCE)" || { echo "name the data: make combine SOURCE=s3://BUCKET/coverage/ (or a folder of .coverage files)"; exit 2; }
+	$(HATCH) run python -m coverage_combiner.cli combine $(SOURCE) --output $(OUT) $(COMBINE_ARGS)

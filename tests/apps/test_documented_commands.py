@@ -1,7 +1,8 @@
-"""The test stack README's ``make`` commands run as written, hatch's placeholders included.
+"""The documented ``make`` commands run as written, hatch's placeholders included.
 
-Each ``make functions`` and ``make invoke`` line of the README's command block
-is run through the Makefile with a stand-in for hatch: ``env create`` does
+Each ``make functions`` and ``make invoke`` line of the test stack README's
+command block, and ``make combine`` (docs/aws.md) on a local folder, is run
+through the Makefile with a stand-in for hatch: ``env create`` does
 nothing, ``run CMD...`` runs CMD with this interpreter, and any argument
 holding ``{`` or ``}`` is refused, as hatch would read it as a placeholder.
 """
@@ -22,6 +23,7 @@ from typing import Any, Final
 import pytest
 
 from tests.apps.conftest import REPO_ROOT
+from tests.combiner.conftest import read_data, write_data
 
 README: Final = REPO_ROOT / "apps" / "test-stack" / "README.md"
 ADD: Final = """make invoke FUNCTION=main EVENT='{"operation": "add", "numbers": [1, 2]}'"""
@@ -133,6 +135,22 @@ def test_make_invoke_with_coverage_measures_the_calls(tmp_path: Path) -> None:
     statements, missed = (int(n) for n in row.split()[1:3])
     assert 0 <= missed < statements, row
     assert (tmp_path / "out" / "local-lambda" / "html" / "index.html").is_file()
+
+
+def test_make_combine_merges_a_folder_and_asks_for_a_source(tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "coverage" / "2026" / "11" / "25" / "orders" / "LATEST"
+    for pid, executed in ((7, {1, 2}), (8, {2, 5})):
+        write_data(
+            folder / f"0123456789abcdef-{pid}-000001.coverage",
+            lines={"orders": {"app.py": executed}},
+        )
+    run = run_make('make combine SOURCE=data OUT=out COMBINE_ARGS="--format data"', tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines, _, _ = read_data(tmp_path / "out" / ".coverage")
+    assert lines == {str(tmp_path / "app.py"): {1, 2, 5}}
+    missing = run_make("make combine", tmp_path)
+    assert missing.returncode != 0
+    assert "name the data: make combine SOURCE=s3://BUCKET/coverage/" in missing.stdout
 
 
 def test_the_stand_in_refuses_what_hatch_would_misread(tmp_path: Path) -> None:
