@@ -153,6 +153,24 @@ def test_make_combine_merges_a_folder_and_asks_for_a_source(tmp_path: Path) -> N
     assert "name the data: make combine SOURCE=s3://BUCKET/coverage/" in missing.stdout
 
 
+def test_every_make_target_the_docs_name_exists() -> None:
+    docs = [REPO_ROOT / "README.md", REPO_ROOT / "CONTRIBUTING.md", REPO_ROOT / "docs" / "aws.md"]
+    docs += [README, *sorted(REPO_ROOT.glob("packages/*/README.md"))]
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    targets = {
+        name
+        for rule in re.findall(r"^([a-z][\w -]*):", makefile, re.MULTILINE)
+        for name in rule.split()
+    }
+    named = {
+        (doc.relative_to(REPO_ROOT).as_posix(), target)
+        for doc in docs
+        for target in re.findall(r"(?:`|^)make ([a-z][\w-]*)", doc.read_text(), re.MULTILINE)
+    }
+    assert {t for _, t in named} >= {"demo", "test", "invoke", "combine", "audit", "cdk-bootstrap"}
+    assert sorted((doc, t) for doc, t in named if t not in targets) == []
+
+
 def test_the_stand_in_refuses_what_hatch_would_misread(tmp_path: Path) -> None:
     """The negative control: JSON on hatch's command line is what the README must avoid."""
     bin_dir = stand_ins(tmp_path)
