@@ -34,6 +34,7 @@ from test_stack.report import CoverageReport, report_from_s3
 from test_stack.scenarios import Scenario, scenarios_for
 
 if TYPE_CHECKING:
+    from boto3 import Session
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_lambda import LambdaClient
 
@@ -316,12 +317,31 @@ def _error_type(payload: bytes) -> str:
     return str(parsed.get("errorType", "Unhandled")) if isinstance(parsed, dict) else "Unhandled"
 
 
+def aws_setup_problem(session: Session) -> str | None:
+    """What keeps ``session`` from calling AWS at all (no region, no credentials), or ``None``."""
+    if not session.region_name:
+        return "no AWS region: pass --region, or set AWS_DEFAULT_REGION or a region in your profile"
+    if session.get_credentials() is None:
+        return "no AWS credentials: run aws configure or aws sso login, or set AWS_PROFILE"
+    return None
+
+
 def run_aws(args: argparse.Namespace, out: IO[str]) -> int:
     """Run the scenarios against a deployed stack and report from its bucket."""
     import boto3
+    from botocore.exceptions import ClientError
 
     session = boto3.Session(region_name=args.region)
-    outputs = stack_outputs(session.client("cloudformation"), args.stack)
+    problem = aws_setup_problem(session)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outputs = stack_outputs(session.client("cloudformation"), args.stack)
+    except ClientError as error:
+        # A missing stack or expired credentials: the service's own words say which.
+        print(f"error: cannot read stack {args.stack!r}: {error}", file=sys.stderr)
+        return EXIT_USAGE
     names = deployed_functions(outputs)
     wanted = scenarios_for(args.functions)
     missing = sorted({s.function for s in wanted} - set(names))
