@@ -185,3 +185,30 @@ deploy: build ## Publish the layer zip of ARCH (default x86_64) to REGION (defau
 release-patch: ## Bump the wrapper's patch version (the layer's version), build and validate
 	$(MAKE) --no-print-directory bump-patch PKG=coverage-wrapper
 	$(MAKE) --no-print-directory build validate
+
+# The test stack's functions on the local runtime, one call at a time. hatch
+# reads {...} on its command line as its own placeholders, so the JSON event
+# reaches the command through the environment, never through hatch's arguments.
+FUNCTION    ?= main
+EVENT       ?= {}
+INVOKE_ARGS ?=
+
+.PHONY: functions invoke cdk-bootstrap
+functions: install ## List the test stack's functions (name, handler, code folder)
+	$(HATCH) run python -m test_stack.local_lambda list
+
+invoke: install ## Invoke one on the local runtime: make invoke FUNCTION=main EVENT='<JSON>' (INVOKE_ARGS="--times 20 --coverage")
+	EVENT='$(EVENT)' $(HATCH) run bash -c 'python -m test_stack.local_lambda invoke "$$0" --event "$$EVENT" "$$@"' $(FUNCTION) $(INVOKE_ARGS)
+
+cdk-bootstrap: install ## Bootstrap your AWS account and region for CDK (once per account and region; CDK_ARGS="--profile x")
+	$(HATCH) run bash -c 'cd apps/test-stack/test_stack_cdk && $(CDK) bootstrap $(CDK_ARGS)'
+
+# Combine data files from S3 or a folder into reports (the combiner's CLI).
+SOURCE       ?=
+OUT          ?= out/combined
+COMBINE_ARGS ?=
+
+.PHONY: combine
+combine: install ## Combine data files: make combine SOURCE=s3://BUCKET/coverage/ (OUT=out/combined, COMBINE_ARGS="--source-root DIR")
+	@test -n "$(SOURCE)" || { echo "name the data: make combine SOURCE=s3://BUCKET/coverage/ (or a folder of .coverage files)"; exit 2; }
+	$(HATCH) run python -m coverage_combiner.cli combine $(SOURCE) --output $(OUT) $(COMBINE_ARGS)

@@ -65,6 +65,8 @@ class Synthesised:
 def _managed_policies(template: assertions.Template, role: str) -> list[str]:
     properties = template.to_json()["Resources"][role]["Properties"]
     assert "Policies" not in properties, "inline role policies: judge them too"
+    for managed in template.find_resources("AWS::IAM::ManagedPolicy").values():
+        assert {"Ref": role} not in managed["Properties"].get("Roles", []), "judge it too"
     return [concrete(arn, {"AWS::Partition": "aws"}) for arn in properties["ManagedPolicyArns"]]
 
 

@@ -41,7 +41,7 @@ EXIT_USAGE: Final = 2
 def run_aws(args: argparse.Namespace, out: IO[str]) -> int:
     """Run the scenarios against a deployed stack and report from its bucket."""
     import boto3
-    from botocore.exceptions import NoCredentialsError, NoRegionError
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
     session = boto3.Session(region_name=args.region)
     try:
@@ -57,6 +57,10 @@ def run_aws(args: argparse.Namespace, out: IO[str]) -> int:
             "--target aws found no AWS credentials: set AWS_PROFILE or run `aws configure` "
             "(or `aws sso login`)\n"
         )
+        return EXIT_USAGE
+    except ClientError as error:
+        # A missing stack or expired credentials: the service's own words say which.
+        sys.stderr.write(f"--target aws cannot read stack {args.stack!r}: {error}\n")
         return EXIT_USAGE
     names = deployed_functions(outputs)
     wanted = scenarios_for(args.functions)
