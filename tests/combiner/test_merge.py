@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from coverage_combiner import CombineOptions, PathRemapper, combine, merge
 from coverage_combiner.merge import Merger
-from coverage_combiner.outputs import write_data_file
+from coverage_combiner.outputs import resolve_sources, write_data_file
 from coverage_combiner.reader import parse_arcs
 from tests.combiner.conftest import key, read_data, write_data
 
@@ -45,7 +45,7 @@ def test_merged_arcs_are_the_union_of_the_inputs(
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
     with _working_folder(tmp_path):
-        write_data_file(result.merged, out, PathRemapper())
+        write_data_file(result.merged, out, resolve_sources(result.merged, PathRemapper()))
     _, arcs, merged_contexts = read_data(out)
     # Paths come out absolute (coverage.py matches data to source by absolute
     # path), and each function's files apart from the other's.
@@ -70,7 +70,7 @@ def test_merged_lines_are_the_union_of_the_inputs(
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
     with _working_folder(tmp_path):
-        write_data_file(result.merged, out, PathRemapper())
+        write_data_file(result.merged, out, resolve_sources(result.merged, PathRemapper()))
     lines, _, _ = read_data(out)
     assert lines == _per_function(tmp_path, expected)
 
@@ -157,24 +157,6 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     everything = combine([str(root)], CombineOptions(version="all"))
     assert everything.merged.lines_by_file() == {"app.py": {1, 2, 5}, "bill.py": {9}}
     assert everything.warnings == []
-
-
-def test_data_read_into_python_merges_like_bytes(tmp_path: Path) -> None:
-    """The slow path (used when the SQL layout surprises us) gives the same union."""
-    from coverage_combiner.merge import Merger
-    from coverage_combiner.reader import read_data_file
-
-    first = write_data(tmp_path / "a.coverage", lines={"f@1": {"a.py": {1, 2}}})
-    second = write_data(tmp_path / "b.coverage", lines={"f@1": {"a.py": {2, 9}}})
-    fast, slow = Merger(), Merger()
-    for path in (first, second):
-        fast.add_bytes(path.name, path.read_bytes())
-        slow.add(read_data_file(path.name, path.read_bytes()))
-    assert fast.result().lines == slow.result().lines == {("f@1", "a.py"): {1, 2, 9}}
-    arcs = write_data(tmp_path / "c.coverage", arcs={"f@1": {"a.py": {(-1, 1), (1, -1)}}})
-    slow_arcs = Merger()
-    slow_arcs.add(read_data_file(arcs.name, arcs.read_bytes()))
-    assert slow_arcs.result().arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}
 
 
 def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> None:

@@ -302,11 +302,4 @@ def _outside(day: date | None, options: CombineOptions) -> bool:
 
 
 def _only_function(merged: Merged, function: str) -> Merged:
-    result = Merged(
-        has_arcs=merged.has_arcs,
-        inputs=list(merged.inputs),
-        line_contexts={c for c in merged.line_contexts if split_context(c)[0] == function},
-    )
-    result.lines = {k: v for k, v in merged.lines.items() if split_context(k[0])[0] == function}
-    result.arcs = {k: v for k, v in merged.arcs.items() if split_context(k[0])[0] == function}
-    return result
+    return merged.only({c for c in merged.contexts() if split_context(c)[0] == function})
