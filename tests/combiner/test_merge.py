@@ -159,25 +159,7 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     assert everything.warnings == []
 
 
-def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> None:
-    from coverage_combiner.errors import SourceError
-    from coverage_combiner.sources import Input, fetch_bytes
-
-    calls: list[int] = []
-
-    def flaky() -> bytes:
-        calls.append(1)
-        if len(calls) < 3:
-            raise ConnectionResetError("connection reset by peer")
-        return b"data"
-
-    assert fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), backoff=0) == b"data"
-    assert len(calls) == 3
-    calls.clear()
-    with pytest.raises(SourceError, match="after 2 attempts: connection reset by peer"):
-        fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), attempts=2, backoff=0)
-    assert len(calls) == 2
-
+def test_a_lost_input_is_reported(tmp_path: Path) -> None:
     root = tmp_path / "in"
     kept = write_data(root / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
     lost = write_data(root / key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
@@ -190,7 +172,7 @@ def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> Non
     assert result.merged.lines_by_file() == {"app.py": {1}}
     assert result.merged.inputs == [str(kept)]
     assert [(name, reason.split(":")[0]) for name, reason in result.rejected] == [
-        (str(lost), "could not be fetched after 3 attempts")
+        (str(lost), "could not be fetched")
     ]
 
 
