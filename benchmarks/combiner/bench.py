@@ -163,7 +163,8 @@ def bench(count: int, work: Path, shape: str, *, s3: bool = True) -> dict[str, d
         ),
         "lambda-coverage (folder)": timed(
             [sys.executable, "-m", "coverage_combiner.cli", "combine", str(source),
-             "-o", str(work / f"ours-{count}"), "--format", "data", "-q", "--version", "all"],
+             "-o", str(work / f"ours-{count}"), "--format", "data", "-q",
+             "--function-version", "all"],
             work,
         ),
     }  # fmt: skip
@@ -220,7 +221,7 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
         return timed(
             [sys.executable, "-m", "coverage_combiner.cli", "combine", f"s3://{bucket}/coverage/",
              "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16",
-             "--version", "all"],
+             "--function-version", "all"],
             work,
             env=env,
         )  # fmt: skip

@@ -149,8 +149,8 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     assert latest.merged.lines_by_file() == {"app.py": {1, 5}, "bill.py": {9}}
     assert latest.versions.kept == {"orders": ["4"], "billing": ["1"]}
     assert latest.warnings == [
-        "orders: data from versions 3, 4; reporting 4 only (--version latest); "
-        "use --version all to merge them or --version V to choose"
+        "orders: data from versions 3, 4; reporting 4 only (--function-version latest); "
+        "use --function-version all to merge them or --function-version V to choose"
     ]
     chosen = combine([str(root)], CombineOptions(version="3"))
     assert chosen.merged.lines_by_file() == {"app.py": {1, 2}}
@@ -191,28 +191,44 @@ def test_version_order_is_numeric_and_latest_is_newest(
     assert main(["combine", str(root), "-o", str(out), "--format", "data"]) == EXIT_OK
     assert capsys.readouterr().err == (
         "lambda-coverage: warning: orders: data from versions 9, 10, $LATEST; reporting "
-        "$LATEST only (--version latest); use --version all to merge them or --version V "
-        "to choose\n"
+        "$LATEST only (--function-version latest); use --function-version all to merge them "
+        "or --function-version V to choose\n"
     )
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
     assert (
-        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "LATEST"])
+        main(
+            [
+                "combine",
+                str(root),
+                "-o",
+                str(out),
+                "--format",
+                "data",
+                "--function-version",
+                "LATEST",
+            ]
+        )
         == EXIT_OK
     )
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
     assert (
-        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "all"])
+        main(
+            ["combine", str(root), "-o", str(out), "--format", "data", "--function-version", "all"]
+        )
         == EXIT_OK
     )
     assert capsys.readouterr().err == ""
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST", "orders@9", "orders@10"}
-    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "7"]) == 1
+    assert (
+        main(["combine", str(root), "-o", str(out), "--format", "data", "--function-version", "7"])
+        == 1
+    )
     assert capsys.readouterr().err == (
         "lambda-coverage: warning: orders: no data of version 7 (it has 9, 10, $LATEST); "
         "nothing is reported for it\n"
-        f"lambda-coverage: error: no coverage data under {root} with --version 7 (3 data file(s) "
-        "listed); check the source and the filters, or pass --allow-empty to write an empty "
-        "report on purpose\n"
+        f"lambda-coverage: error: no coverage data under {root} with --function-version 7 "
+        "(3 data file(s) listed); check the source and the filters, or pass --allow-empty to "
+        "write an empty report on purpose\n"
     )
 
 
@@ -249,3 +265,24 @@ def test_groups_that_keep_recurring_stay_known_when_memory_is_full(
         ("orders@1", "app.py"): common["app.py"],
         **{(f"orders@{n + 2}", "app.py"): {(-1, n + 3)} for n in range(12)},
     }
+
+
+def test_the_old_version_flag_still_filters_and_says_it_is_deprecated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_combiner.cli import main
+
+    root = tmp_path / "in"
+    write_data(root / "a.coverage", lines={"orders@9": {"app.py": {1}}})
+    write_data(root / "b.coverage", lines={"orders@10": {"app.py": {2}}})
+    out = tmp_path / "out"
+    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "9"]) == 0
+    assert capsys.readouterr().err == (
+        "lambda-coverage: warning: combine --version is deprecated and will be removed: use "
+        "--function-version (lambda-coverage --version prints the tool's version)\n"
+    )
+    assert read_data(out / ".coverage")[2] == {"orders@9"}
+    assert main(["combine", "--help"]) == 0
+    usage = capsys.readouterr().out
+    assert "--function-version" in usage
+    assert "--version" not in usage.replace("--function-version", "")

@@ -73,6 +73,23 @@ def _key_template(text: str) -> KeyTemplate:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _DeprecatedVersion(argparse.Action):
+    """``combine --version V``: still the function version filter, with a warning."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stderr.write(
+            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
+            "use --function-version (lambda-coverage --version prints the tool's version)\n"
+        )
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -122,11 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--function", help="only this function")
     run.add_argument(
-        "--version",
+        "--function-version",
         dest="function_version",
         default="latest",
         metavar="V|latest|all",
         help="which deployed version per function (default: latest)",
+    )
+    # The filter's old name, easily taken for the tool's own --version.
+    run.add_argument(
+        "--version", dest="function_version", action=_DeprecatedVersion, help=argparse.SUPPRESS
     )
     run.add_argument(
         "--run-id",

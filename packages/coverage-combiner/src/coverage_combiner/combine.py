@@ -206,7 +206,7 @@ def _nothing_found(
         if value is not None
     ]
     if options.version not in ("latest", "all"):
-        filters.append(f"--version {options.version}")
+        filters.append(f"--function-version {options.version}")
     found = f"{listed} data file(s) listed"
     if result.rejected:
         found += f", {len(result.rejected)} rejected"
@@ -245,7 +245,8 @@ def _version_warnings(versions: VersionChoice, asked: str) -> list[str]:
         if asked == "latest":
             warnings.append(
                 f"{function}: data from versions {every}; reporting {', '.join(kept)} only "
-                "(--version latest); use --version all to merge them or --version V to choose"
+                "(--function-version latest); use --function-version all to merge them or "
+                "--function-version V to choose"
             )
         elif not kept:
             warnings.append(

@@ -319,7 +319,7 @@ class Merger:
 
 @dataclass(frozen=True)
 class VersionChoice:
-    """What ``--version`` kept, per function, and what it left out."""
+    """What ``--function-version`` kept, per function, and what it left out."""
 
     kept: dict[str, list[str]]
     dropped: dict[str, list[str]]
