@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ResponseStreamingError
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.sources import Input, S3Origin, fetch_bytes
+from coverage_combiner.inputs import Input, S3Origin, fetch_bytes
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

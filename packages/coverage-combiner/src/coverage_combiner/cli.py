@@ -15,7 +15,7 @@ from tqdm import tqdm
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
 from coverage_combiner.errors import CombinerError, NoDataError
-from coverage_combiner.keys import check_run_id
+from coverage_combiner.object_names import check_run_id
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
     FORMATS,

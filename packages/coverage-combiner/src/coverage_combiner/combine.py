@@ -15,7 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import NoDataError
-from coverage_combiner.keys import check_run_id, key_of
+from coverage_combiner.inputs import Input, list_source
 from coverage_combiner.merge import (
     Merged,
     VersionChoice,
@@ -23,9 +23,9 @@ from coverage_combiner.merge import (
     split_context,
     version_order,
 )
+from coverage_combiner.object_names import check_run_id, key_of
 from coverage_combiner.parallel import available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
-from coverage_combiner.sources import Input, list_source
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
 if TYPE_CHECKING:

@@ -403,7 +403,7 @@ S3_ORDER = ("html", "xml", "lcov", "data", "markdown", "json")
 
 def _s3_destination(destination: str) -> tuple[str, str]:
     """The bucket and the key prefix (a folder) of ``s3://bucket/prefix``."""
-    from coverage_combiner.sources import parse_s3_url
+    from coverage_combiner.inputs import parse_s3_url
 
     bucket, prefix = parse_s3_url(destination)
     if ".." in prefix.split("/"):
@@ -414,7 +414,7 @@ def _s3_destination(destination: str) -> tuple[str, str]:
 def _publish_s3(
     staging: Path, destination: str, client: S3Client | None, names: Mapping[str, str]
 ) -> dict[str, str]:
-    from coverage_combiner.sources import s3_client
+    from coverage_combiner.inputs import s3_client
 
     bucket, prefix = _s3_destination(destination)
     client = client or s3_client()

@@ -34,9 +34,9 @@ from multiprocessing.connection import Connection, wait
 from typing import NamedTuple, TypeVar
 
 from coverage_combiner.errors import SourceError
+from coverage_combiner.inputs import LOCAL_FILES, Input, S3Origin, fetch_bytes, s3_client
 from coverage_combiner.merge import Merger, Partial
 from coverage_combiner.reader import Rejected, schema_version
-from coverage_combiner.sources import LOCAL_FILES, Input, S3Origin, fetch_bytes, s3_client
 
 T = TypeVar("T")
 R = TypeVar("R")

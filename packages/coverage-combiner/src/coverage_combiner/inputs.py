@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.keys import NOT_DATA, is_data_key, is_health_probe
+from coverage_combiner.object_names import NOT_DATA, is_data_key, is_health_probe
 from coverage_wrapper.keys import normalize_prefix
 
 if TYPE_CHECKING:
