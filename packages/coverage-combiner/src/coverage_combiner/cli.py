@@ -23,7 +23,7 @@ from coverage_combiner.outputs import (
     parse_formats,
     write_outputs,
 )
-from coverage_combiner.parallel import available_cpus
+from coverage_combiner.parallel import Stage, available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
@@ -217,7 +217,7 @@ class Progress:
         self._fetched = 0
         self._lock = threading.Lock()
 
-    def _open(self, stage: str, total: int | None) -> tqdm[Any]:
+    def _open(self, stage: Stage, total: int | None) -> tqdm[Any]:
         if self._bar is not None:
             self._bar.close()
         self._bar = tqdm(
@@ -225,7 +225,7 @@ class Progress:
         )
         return self._bar
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: Stage, done: int, total: int) -> None:
         if not self.enabled:
             return
         with self._lock:

@@ -24,7 +24,7 @@ from coverage_combiner.merge import (
     version_order,
 )
 from coverage_combiner.object_names import check_run_id, key_of
-from coverage_combiner.parallel import available_cpus, early_workers, merge_inputs
+from coverage_combiner.parallel import Stage, available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
@@ -37,7 +37,7 @@ R = TypeVar("R")
 #: Called with (stage, done, total) as work progresses: stage is ``listing`` (objects
 #: listed so far; total 0, not known yet), ``fetching`` or ``merging``. Fetching is
 #: reported from the worker threads.
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[Stage, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
@@ -32,7 +32,9 @@ from coverage_combiner.summary import build_summary, render_markdown
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-FORMATS = ("data", "json", "xml", "lcov", "html", "markdown")
+#: An output format.
+Format = Literal["data", "json", "xml", "lcov", "html", "markdown"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 DEFAULT_FORMATS = ("data", "json", "html")
 #: Formats that cannot be made without the measured source files.
 SOURCE_REPORTS = ("xml", "lcov", "html")
