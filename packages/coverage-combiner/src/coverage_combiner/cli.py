@@ -8,9 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, TextIO
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
@@ -27,6 +25,9 @@ from coverage_combiner.parallel import Stage, available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -218,6 +219,9 @@ class Progress:
         self._lock = threading.Lock()
 
     def _open(self, stage: Stage, total: int | None) -> tqdm[Any]:
+        # Imported on first use: a run with no terminal never pays for it.
+        from tqdm import tqdm
+
         if self._bar is not None:
             self._bar.close()
         self._bar = tqdm(
