@@ -157,16 +157,36 @@ def bench(count: int, work: Path, shape: str, *, s3: bool = True) -> dict[str, d
     # Both tools run in a folder of their own, where no function's source is.
     results = {
         "coverage combine": timed(
-            [sys.executable, "-m", "coverage", "combine", "--keep", "-q",
-             f"--data-file={theirs / '.coverage'}", str(theirs)],
+            [
+                sys.executable,
+                "-m",
+                "coverage",
+                "combine",
+                "--keep",
+                "-q",
+                f"--data-file={theirs / '.coverage'}",
+                str(theirs),
+            ],
             work,
         ),
         "lambda-coverage (folder)": timed(
-            [sys.executable, "-m", "coverage_combiner.cli", "combine", str(source),
-             "-o", str(work / f"ours-{count}"), "--format", "data", "-q", "--version", "all"],
+            [
+                sys.executable,
+                "-m",
+                "coverage_combiner.cli",
+                "combine",
+                str(source),
+                "-o",
+                str(work / f"ours-{count}"),
+                "--format",
+                "data",
+                "-q",
+                "--function-version",
+                "all",
+            ],
             work,
         ),
-    }  # fmt: skip
+    }
     if s3:
         results["lambda-coverage (S3, moto)"] = _bench_s3(files, source, work, count)
     # A faster merge is worth nothing if it merges differently: same arcs, same contexts.
@@ -218,12 +238,25 @@ def _bench_s3(files: list[Path], source: Path, work: Path, count: int) -> dict[s
             )
         env = {**os.environ, **s3_environment(url)}
         return timed(
-            [sys.executable, "-m", "coverage_combiner.cli", "combine", f"s3://{bucket}/coverage/",
-             "-o", str(work / f"ours-s3-{count}"), "--format", "data", "-q", "--jobs", "16",
-             "--version", "all"],
+            [
+                sys.executable,
+                "-m",
+                "coverage_combiner.cli",
+                "combine",
+                f"s3://{bucket}/coverage/",
+                "-o",
+                str(work / f"ours-s3-{count}"),
+                "--format",
+                "data",
+                "-q",
+                "--jobs",
+                "16",
+                "--function-version",
+                "all",
+            ],
             work,
             env=env,
-        )  # fmt: skip
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=SHAPES, action="append", help="default: both")
     parser.add_argument("--no-s3", action="store_true", help="leave out the S3 (moto) row")
     args = parser.parse_args(argv)
-    print(f"Python {sys.version.split()[0]}, coverage {coverage.__version__}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")  # fmt: skip
+    print(
+        f"Python {sys.version.split()[0]}, coverage {coverage.__version__}, "
+        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-combiner-") as tmp:
         for shape in args.shape or SHAPES:
             for count in args.files:

@@ -36,9 +36,9 @@ def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> S3Client:
     for key, value in s3_environment(moto_url).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    from coverage_combiner import sources
+    from coverage_combiner import inputs
 
-    monkeypatch.setattr(sources, "_clients", {})
+    monkeypatch.setattr(inputs, "_clients", {})
     return s3_client(moto_url)
 
 

@@ -61,13 +61,29 @@ def test_reports_from_a_local_folder(
     source, inputs = measured
     out = tmp_path / "out"
     every_format = "data,json,xml,lcov,html,markdown"
-    code = main(["combine", str(inputs), "--output", str(out), "--source-root", str(source),
-                 "--format", every_format, "--fail-under", "100"])  # fmt: skip
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "--output",
+            str(out),
+            "--source-root",
+            str(source),
+            "--format",
+            every_format,
+            "--fail-under",
+            "100",
+        ]
+    )
     assert code == EXIT_OK
     assert sorted(p.name for p in out.iterdir()) == [
-        ".coverage", "coverage-summary.json", "coverage-summary.md",
-        "coverage.lcov", "coverage.xml", "html",
-    ]  # fmt: skip
+        ".coverage",
+        "coverage-summary.json",
+        "coverage-summary.md",
+        "coverage.lcov",
+        "coverage.xml",
+        "html",
+    ]
     lines, arcs, contexts = read_data(out / ".coverage")
     app = str(source / "app.py")
     assert lines == {app: {1, 2, 3, 4}}
@@ -299,8 +315,19 @@ def test_hostile_names_write_nothing_outside_the_output_folder(
     )
     out = work / "out"
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(out)}
-    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(source), "-q",
-                 "--format", "data,json,xml,lcov,html,markdown"])  # fmt: skip
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "-o",
+            str(out),
+            "--source-root",
+            str(source),
+            "-q",
+            "--format",
+            "data,json,xml,lcov,html,markdown",
+        ]
+    )
     # The path that climbs out of the source is refused (never read), and said so.
     assert code == EXIT_PARTIAL
     assert "refused measured path '../../../evil.py' of orders" in capsys.readouterr().err
@@ -404,8 +431,17 @@ def test_a_failing_report_publishes_nothing_half_made(
 
     source, inputs = measured
     out = tmp_path / "out"
-    args = ["combine", str(inputs), "-o", str(out), "--source-root", str(source), "-q",
-            "--format", "data,json,xml,html"]  # fmt: skip
+    args = [
+        "combine",
+        str(inputs),
+        "-o",
+        str(out),
+        "--source-root",
+        str(source),
+        "-q",
+        "--format",
+        "data,json,xml,html",
+    ]
     assert main(args) == EXIT_OK
     before = digest(out)
 
@@ -428,8 +464,11 @@ def test_a_failing_report_publishes_nothing_half_made(
     after = digest(out)
     # Data and summary are new; the reports that need the source are the old ones, whole.
     assert sorted(p.name for p in out.iterdir()) == [
-        ".coverage", "coverage-summary.json", "coverage.xml", "html",
-    ]  # fmt: skip
+        ".coverage",
+        "coverage-summary.json",
+        "coverage.xml",
+        "html",
+    ]
     reports = ("coverage.xml", "/html/")
     assert {n: v for n, v in after.items() if n.endswith(reports[0]) or reports[1] in n} == {
         n: v for n, v in before.items() if n.endswith(reports[0]) or reports[1] in n

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -13,8 +15,8 @@ import pytest
 
 from coverage_combiner import CombineResult, combine
 from coverage_combiner.cli import EXIT_PARTIAL, Progress, main
+from coverage_combiner.inputs import LINKED
 from coverage_combiner.reader import MAX_LINE
-from coverage_combiner.sources import LINKED
 from tests.combiner.conftest import key, write_data
 
 BEYOND = (
@@ -91,10 +93,9 @@ def test_progress_shows_listing_fetching_and_merging_on_a_terminal_only(
     args = ["combine", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--format", "data"]
     assert main([*args, "--json"]) == 0
     drawn = terminal.getvalue()
-    # The last line drawn, complete: every stage, every input.
-    assert drawn.endswith(
-        "\rlisting 3  fetching [####################] 3/3  merging [####################] 3/3\n"
-    )
+    # Each bar's last state, complete: every stage, every input.
+    assert re.search(r"\rlisting: 3 files \[", drawn), drawn
+    assert re.search(r"\rmerging: 100%\|#+\| 3/3 \[.*, fetched 3\]\n$", drawn), drawn
     assert json.loads(capsys.readouterr().out)["inputs"]["merged"] == 3  # stdout stays JSON
 
     quiet = Terminal()
@@ -103,14 +104,30 @@ def test_progress_shows_listing_fetching_and_merging_on_a_terminal_only(
     assert quiet.getvalue() == ""
 
 
-def test_progress_line_before_the_totals_are_known() -> None:
+def test_progress_before_the_totals_are_known() -> None:
     progress = Progress(Terminal(), enabled=True, interval=0)
     progress("listing", 1000, 0)
     progress("listing", 2000, 0)
     progress("fetching", 1, 4)
-    assert progress.line() == "listing 2000  fetching [#####...............] 1/4"
     progress.finish()
-    assert progress.stream.getvalue().endswith("\n")  # type: ignore[attr-defined]
+    drawn = progress.stream.getvalue()  # type: ignore[attr-defined]
+    assert re.search(r"\rlisting: 2000 files \[", drawn), drawn
+    assert re.search(r"\rmerging:   0%\| +\| 0/4 \[.*, fetched 1\]\n$", drawn), drawn
+
+
+def test_the_api_and_the_lambda_handler_never_import_the_progress_library() -> None:
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, coverage_combiner.api, coverage_combiner.lambda_handler; "
+            "print('tqdm' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout == "False\n"
 
 
 def test_symbolic_links_in_a_source_folder_are_not_followed(tmp_path: Path) -> None:

@@ -108,9 +108,22 @@ def test_bad_template_or_run_id_options_are_refused() -> None:
 def test_cli_key_template_and_run_id(custom_layout: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = main(
-        ["combine", str(custom_layout), "-o", str(out), "--format", "data", "-q",
-         "--key-template", TEMPLATE, "--run-id", "r1", "--function", "orders"]
-    )  # fmt: skip
+        [
+            "combine",
+            str(custom_layout),
+            "-o",
+            str(out),
+            "--format",
+            "data",
+            "-q",
+            "--key-template",
+            TEMPLATE,
+            "--run-id",
+            "r1",
+            "--function",
+            "orders",
+        ]
+    )
     assert code == EXIT_OK
     lines, _, _ = read_data(out / ".coverage")
     assert lines == {os.path.abspath("o.py"): {1, 2}}
@@ -172,8 +185,16 @@ def test_the_cli_reads_the_folder_and_not_its_sibling(
 ) -> None:
     _put(s3, bucket, tmp_path, key(pid=1), 1)
     _put(s3, bucket, tmp_path, "coverage-combined/x.coverage", 2)
-    args = ["combine", f"s3://{bucket}/coverage", "-o", str(tmp_path / "out"), "--json", "-q",
-            "--format", "json"]  # fmt: skip
+    args = [
+        "combine",
+        f"s3://{bucket}/coverage",
+        "-o",
+        str(tmp_path / "out"),
+        "--json",
+        "-q",
+        "--format",
+        "json",
+    ]
     assert main(args) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["inputs"]["merged"] == 1
     assert main([*args[:1], f"s3://{bucket}/x*y", *args[2:]]) == EXIT_ERROR

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from coverage_combiner import CombineOptions, PathRemapper, combine, merge
 from coverage_combiner.merge import Merger
-from coverage_combiner.outputs import write_data_file
+from coverage_combiner.outputs import resolve_sources, write_data_file
 from coverage_combiner.reader import parse_arcs
 from tests.combiner.conftest import key, read_data, write_data
 
@@ -45,7 +45,7 @@ def test_merged_arcs_are_the_union_of_the_inputs(
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
     with _working_folder(tmp_path):
-        write_data_file(result.merged, out, PathRemapper())
+        write_data_file(result.merged, out, resolve_sources(result.merged, PathRemapper()))
     _, arcs, merged_contexts = read_data(out)
     # Paths come out absolute (coverage.py matches data to source by absolute
     # path), and each function's files apart from the other's.
@@ -70,7 +70,7 @@ def test_merged_lines_are_the_union_of_the_inputs(
     result = combine([str(folder)], CombineOptions(version="all"))
     out = tmp_path / f"out-{folder.name}" / ".coverage"
     with _working_folder(tmp_path):
-        write_data_file(result.merged, out, PathRemapper())
+        write_data_file(result.merged, out, resolve_sources(result.merged, PathRemapper()))
     lines, _, _ = read_data(out)
     assert lines == _per_function(tmp_path, expected)
 
@@ -149,8 +149,8 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     assert latest.merged.lines_by_file() == {"app.py": {1, 5}, "bill.py": {9}}
     assert latest.versions.kept == {"orders": ["4"], "billing": ["1"]}
     assert latest.warnings == [
-        "orders: data from versions 3, 4; reporting 4 only (--version latest); "
-        "use --version all to merge them or --version V to choose"
+        "orders: data from versions 3, 4; reporting 4 only (--function-version latest); "
+        "use --function-version all to merge them or --function-version V to choose"
     ]
     chosen = combine([str(root)], CombineOptions(version="3"))
     assert chosen.merged.lines_by_file() == {"app.py": {1, 2}}
@@ -159,43 +159,7 @@ def test_versions_are_not_mixed_silently(tmp_path: Path) -> None:
     assert everything.warnings == []
 
 
-def test_data_read_into_python_merges_like_bytes(tmp_path: Path) -> None:
-    """The slow path (used when the SQL layout surprises us) gives the same union."""
-    from coverage_combiner.merge import Merger
-    from coverage_combiner.reader import read_data_file
-
-    first = write_data(tmp_path / "a.coverage", lines={"f@1": {"a.py": {1, 2}}})
-    second = write_data(tmp_path / "b.coverage", lines={"f@1": {"a.py": {2, 9}}})
-    fast, slow = Merger(), Merger()
-    for path in (first, second):
-        fast.add_bytes(path.name, path.read_bytes())
-        slow.add(read_data_file(path.name, path.read_bytes()))
-    assert fast.result().lines == slow.result().lines == {("f@1", "a.py"): {1, 2, 9}}
-    arcs = write_data(tmp_path / "c.coverage", arcs={"f@1": {"a.py": {(-1, 1), (1, -1)}}})
-    slow_arcs = Merger()
-    slow_arcs.add(read_data_file(arcs.name, arcs.read_bytes()))
-    assert slow_arcs.result().arcs == {("f@1", "a.py"): {(-1, 1), (1, -1)}}
-
-
-def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> None:
-    from coverage_combiner.errors import SourceError
-    from coverage_combiner.sources import Input, fetch_bytes
-
-    calls: list[int] = []
-
-    def flaky() -> bytes:
-        calls.append(1)
-        if len(calls) < 3:
-            raise ConnectionResetError("connection reset by peer")
-        return b"data"
-
-    assert fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), backoff=0) == b"data"
-    assert len(calls) == 3
-    calls.clear()
-    with pytest.raises(SourceError, match="after 2 attempts: connection reset by peer"):
-        fetch_bytes(Input("s3://b/k.coverage", 4, None, flaky), attempts=2, backoff=0)
-    assert len(calls) == 2
-
+def test_a_lost_input_is_reported(tmp_path: Path) -> None:
     root = tmp_path / "in"
     kept = write_data(root / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
     lost = write_data(root / key(pid=2), lines={"orders@$LATEST": {"app.py": {2}}})
@@ -208,7 +172,7 @@ def test_fetches_are_retried_and_a_lost_input_is_reported(tmp_path: Path) -> Non
     assert result.merged.lines_by_file() == {"app.py": {1}}
     assert result.merged.inputs == [str(kept)]
     assert [(name, reason.split(":")[0]) for name, reason in result.rejected] == [
-        (str(lost), "could not be fetched after 3 attempts")
+        (str(lost), "could not be fetched")
     ]
 
 
@@ -227,28 +191,44 @@ def test_version_order_is_numeric_and_latest_is_newest(
     assert main(["combine", str(root), "-o", str(out), "--format", "data"]) == EXIT_OK
     assert capsys.readouterr().err == (
         "lambda-coverage: warning: orders: data from versions 9, 10, $LATEST; reporting "
-        "$LATEST only (--version latest); use --version all to merge them or --version V "
-        "to choose\n"
+        "$LATEST only (--function-version latest); use --function-version all to merge them "
+        "or --function-version V to choose\n"
     )
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
     assert (
-        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "LATEST"])
+        main(
+            [
+                "combine",
+                str(root),
+                "-o",
+                str(out),
+                "--format",
+                "data",
+                "--function-version",
+                "LATEST",
+            ]
+        )
         == EXIT_OK
     )
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST"}
     assert (
-        main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "all"])
+        main(
+            ["combine", str(root), "-o", str(out), "--format", "data", "--function-version", "all"]
+        )
         == EXIT_OK
     )
     assert capsys.readouterr().err == ""
     assert read_data(out / ".coverage")[2] == {"orders@$LATEST", "orders@9", "orders@10"}
-    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "7"]) == 1
+    assert (
+        main(["combine", str(root), "-o", str(out), "--format", "data", "--function-version", "7"])
+        == 1
+    )
     assert capsys.readouterr().err == (
         "lambda-coverage: warning: orders: no data of version 7 (it has 9, 10, $LATEST); "
         "nothing is reported for it\n"
-        f"lambda-coverage: error: no coverage data under {root} with --version 7 (3 data file(s) "
-        "listed); check the source and the filters, or pass --allow-empty to write an empty "
-        "report on purpose\n"
+        f"lambda-coverage: error: no coverage data under {root} with --function-version 7 "
+        "(3 data file(s) listed); check the source and the filters, or pass --allow-empty to "
+        "write an empty report on purpose\n"
     )
 
 
@@ -285,3 +265,24 @@ def test_groups_that_keep_recurring_stay_known_when_memory_is_full(
         ("orders@1", "app.py"): common["app.py"],
         **{(f"orders@{n + 2}", "app.py"): {(-1, n + 3)} for n in range(12)},
     }
+
+
+def test_the_old_version_flag_still_filters_and_says_it_is_deprecated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_combiner.cli import main
+
+    root = tmp_path / "in"
+    write_data(root / "a.coverage", lines={"orders@9": {"app.py": {1}}})
+    write_data(root / "b.coverage", lines={"orders@10": {"app.py": {2}}})
+    out = tmp_path / "out"
+    assert main(["combine", str(root), "-o", str(out), "--format", "data", "--version", "9"]) == 0
+    assert capsys.readouterr().err == (
+        "lambda-coverage: warning: combine --version is deprecated and will be removed: use "
+        "--function-version (lambda-coverage --version prints the tool's version)\n"
+    )
+    assert read_data(out / ".coverage")[2] == {"orders@9"}
+    assert main(["combine", "--help"]) == 0
+    usage = capsys.readouterr().out
+    assert "--function-version" in usage
+    assert "--version" not in usage.replace("--function-version", "")

@@ -10,7 +10,7 @@ import pytest
 
 from coverage_combiner import CombineOptions, PathRemapper, combine
 from coverage_combiner.merge import Merged, Merger
-from coverage_combiner.outputs import write_data_file
+from coverage_combiner.outputs import resolve_sources, write_data_file
 from tests.combiner.conftest import read_data, write_data
 
 
@@ -40,7 +40,7 @@ def test_line_inputs_among_branch_inputs_enter_as_entry_arcs(
     # No source anywhere under the working folder: each function's files stay apart.
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    write_data_file(result.merged, out, PathRemapper())
+    write_data_file(result.merged, out, resolve_sources(result.merged, PathRemapper()))
     lines, arcs, contexts = read_data(out)
     app, bill = os.path.abspath("orders/app.py"), os.path.abspath("billing/bill.py")
     assert lines == {app: {1, 2, 3, 7}, bill: {4, 5}}

@@ -9,14 +9,7 @@ import pytest
 
 from coverage_combiner import CombineOptions, combine
 from coverage_combiner.merge import Merger
-from coverage_combiner.reader import (
-    DataFileReader,
-    Rejected,
-    _read_public_api,
-    _read_sql,
-    parse_arcs,
-    read_data_file,
-)
+from coverage_combiner.reader import DataFileReader, Rejected, parse_arcs
 from tests.combiner.conftest import write_data
 
 NOT_NUMBERS = (
@@ -124,10 +117,11 @@ def test_line_bits_that_are_not_a_blob_are_refused(tmp_path: Path) -> None:
     assert result.rejected == [(str(bad), NOT_NUMBERS)]
 
 
-def test_an_unexpected_layout_goes_to_coverage_py_and_is_reported_with_its_answer(
-    tmp_path: Path,
-) -> None:
-    """The SQL read fails on a layout it does not know; coverage.py's public API is asked."""
+def test_tables_without_coverage_py_columns_are_rejected_by_name(tmp_path: Path) -> None:
+    """coverage.py reads the same columns: what the SQL read cannot read, it cannot either."""
+    from coverage import CoverageData
+    from coverage.exceptions import DataError
+
     measured = write_data(tmp_path / "m.coverage", arcs={"f@1": {"a.py": {(-1, 1)}}})
     renamed = rebuilt(
         measured,
@@ -137,34 +131,16 @@ def test_an_unexpected_layout_goes_to_coverage_py_and_is_reported_with_its_answe
     )
     with sqlite3.connect(renamed) as db:
         db.execute("insert into file (id, name) values (1, 'a.py')")
-    with pytest.raises(sqlite3.OperationalError):
-        DataFileReader().read(renamed.read_bytes())
-    with pytest.raises(Rejected, match=r"^coverage\.py cannot read it: "):
-        read_data_file("renamed.coverage", renamed.read_bytes())
-    merger = Merger()
-    with pytest.raises(Rejected, match=r"^coverage\.py cannot read it: "):
-        merger.add_bytes("renamed.coverage", renamed.read_bytes())
-
-
-def test_coverage_py_public_api_reads_what_the_sql_reads(tmp_path: Path) -> None:
-    """The fallback itself, on files it can read: the same data as the SQL read, exactly."""
-    arcs = write_data(
-        tmp_path / "arcs.coverage",
-        arcs={
-            "f@1": {"a.py": {(-1, 1), (1, 2)}, "b.py": {(3, 4)}},
-            "g@$LATEST": {"a.py": {(9, 9)}},
-        },
+    good = write_data(tmp_path / "good.coverage", arcs={"f@1": {"b.py": {(-1, 2)}}})
+    reader = DataFileReader()
+    with pytest.raises(Rejected) as rejected:
+        reader.read(renamed.read_bytes())
+    assert str(rejected.value).startswith(
+        "not a coverage.py data file: its tables lack the columns of schema "
     )
-    lines = write_data(tmp_path / "lines.coverage", lines={"f@1": {"a.py": {1, 5, 900}}})
-    for path in (arcs, lines):
-        through_api = _read_public_api(path.name, path.read_bytes())
-        db = sqlite3.connect(path)
-        through_sql = _read_sql(path.name, db, through_api.has_arcs)
-        db.close()
-        assert (through_api.arcs, through_api.lines) == (through_sql.arcs, through_sql.lines)
-    assert _read_public_api("arcs", arcs.read_bytes()).arcs == {
-        ("f@1", "a.py"): {(-1, 1), (1, 2)},
-        ("f@1", "b.py"): {(3, 4)},
-        ("g@$LATEST", "a.py"): {(9, 9)},
-    }
-    assert _read_public_api("lines", lines.read_bytes()).lines == {("f@1", "a.py"): {1, 5, 900}}
+    assert "no such column: path" in str(rejected.value)
+    # The reader goes on to read the next file correctly.
+    assert reader.read(good.read_bytes()).arcs == [("f@1", "b.py", "-1,2")]
+    data = CoverageData(basename=str(renamed))
+    with pytest.raises(DataError):
+        data.read()

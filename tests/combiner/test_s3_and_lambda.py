@@ -118,8 +118,15 @@ def test_cli_output_inside_the_source_prefix_is_not_read_back(
     put_data(s3, bucket, tmp_path, key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
     # A data file whose key merely starts like the output prefix is still an input.
     put_data(s3, bucket, tmp_path, "coverage/run10/x.coverage", lines={"billing@1": {"b.py": {2}}})
-    args = ["combine", f"s3://{bucket}/coverage/", "-o", f"s3://{bucket}/coverage/run1",
-            "--format", "data,json", "--json"]  # fmt: skip
+    args = [
+        "combine",
+        f"s3://{bucket}/coverage/",
+        "-o",
+        f"s3://{bucket}/coverage/run1",
+        "--format",
+        "data,json",
+        "--json",
+    ]
     for _ in range(2):
         assert main(args) == EXIT_OK
         summary = json.loads(capsys.readouterr().out)
@@ -206,9 +213,12 @@ def test_a_concurrent_update_is_never_lost(s3: S3Client, lambda_env: str, tmp_pa
             )
 
     result = merge_into_rolling(
-        lambda_env, [key(pid=2)], raw_prefix="coverage/", combined_prefix="coverage-combined/",
+        lambda_env,
+        [key(pid=2)],
+        raw_prefix="coverage/",
+        combined_prefix="coverage-combined/",
         before_write=another_event_lands_first,
-    )  # fmt: skip
+    )
     assert result["attempts"] == 2  # the first write lost the race and was retried
     rolling = tmp_path / "rolling.coverage"
     rolling.write_bytes(
@@ -250,9 +260,12 @@ def test_two_merges_racing_in_threads_both_land(
 
     def merge(pid: int) -> dict[str, Any]:
         return merge_into_rolling(
-            lambda_env, [key(pid=pid)], raw_prefix="coverage/",
-            combined_prefix="coverage-combined/", before_write=wait_for_the_other,
-        )  # fmt: skip
+            lambda_env,
+            [key(pid=pid)],
+            raw_prefix="coverage/",
+            combined_prefix="coverage-combined/",
+            before_write=wait_for_the_other,
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(merge, (2, 3)))

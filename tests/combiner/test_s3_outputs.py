@@ -44,8 +44,13 @@ def test_pages_before_their_index_and_reports_before_the_summary(
     assert len(pages) > 3
     assert pages[-1] == "reports/run/html/index.html"
     others = [k.removeprefix("reports/run/") for k in put if k not in pages]
-    assert others == ["coverage.xml", "coverage.lcov", ".coverage", "coverage-summary.md",
-                      "coverage-summary.json"]  # fmt: skip
+    assert others == [
+        "coverage.xml",
+        "coverage.lcov",
+        ".coverage",
+        "coverage-summary.md",
+        "coverage-summary.json",
+    ]
     assert put.index(pages[-1]) < put.index("reports/run/coverage.xml")
     assert sorted(put) == sorted(
         o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/run/")["Contents"]

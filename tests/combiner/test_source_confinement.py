@@ -45,18 +45,31 @@ def test_absolute_climbing_and_linked_paths_are_refused_and_never_read(
         },
     )
     out = tmp_path / "out"
-    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(source),
-                 "--format", "data,json,xml,lcov,html", "--json"])  # fmt: skip
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "-o",
+            str(out),
+            "--source-root",
+            str(source),
+            "--format",
+            "data,json,xml,lcov,html",
+            "--json",
+        ]
+    )
     assert code == EXIT_PARTIAL
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert [(r["path"], r["reason"].split(";")[0]) for r in summary["refused_paths"]] == [
         ("../../home/u/.aws/credentials", f"it leaves its function folder '{source}'"),
         (str(credentials), "an absolute path outside the task root and the source roots"),
-        ("/var/task/../../" + str(credentials).lstrip("/"),
-         f"it leaves its function folder '{source}'"),
+        (
+            "/var/task/../../" + str(credentials).lstrip("/"),
+            f"it leaves its function folder '{source}'",
+        ),
         ("linked.py", f"it leaves its function folder '{source}'"),
-    ]  # fmt: skip
+    ]
     for refused in summary["refused_paths"]:
         assert f"refused measured path {refused['path']!r} of orders" in captured.err
     # Only the function's own file is in the data and the reports; the secret nowhere.

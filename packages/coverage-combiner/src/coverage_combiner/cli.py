@@ -6,15 +6,14 @@ import argparse
 import json
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
 from coverage_combiner.errors import CombinerError, NoDataError
-from coverage_combiner.keys import check_run_id
+from coverage_combiner.object_names import check_run_id
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
     FORMATS,
@@ -22,10 +21,13 @@ from coverage_combiner.outputs import (
     parse_formats,
     write_outputs,
 )
-from coverage_combiner.parallel import available_cpus
+from coverage_combiner.parallel import Stage, available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -71,6 +73,23 @@ def _key_template(text: str) -> KeyTemplate:
         return KeyTemplate.parse_template(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _DeprecatedVersion(argparse.Action):
+    """``combine --version V``: still the function version filter, with a warning."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stderr.write(
+            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
+            "use --function-version (lambda-coverage --version prints the tool's version)\n"
+        )
+        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,11 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--function", help="only this function")
     run.add_argument(
-        "--version",
+        "--function-version",
         dest="function_version",
         default="latest",
         metavar="V|latest|all",
         help="which deployed version per function (default: latest)",
+    )
+    # The filter's old name, easily taken for the tool's own --version.
+    run.add_argument(
+        "--version", dest="function_version", action=_DeprecatedVersion, help=argparse.SUPPRESS
     )
     run.add_argument(
         "--run-id",
@@ -178,60 +201,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    """One progress line on a terminal (listing, fetching, merging); silent otherwise.
+    """Progress on a terminal, drawn by tqdm; silent otherwise.
 
-    Fetches report from worker threads, so drawing holds a lock; redraws are
-    at most every ``interval`` seconds, except the last of each stage.
+    Two bars, one after the other: ``listing`` (objects listed; no total is
+    known yet), then ``merging`` (inputs merged of all chosen, with the count
+    fetched beside it: fetches run ahead of the merge). Fetches report from
+    worker threads, so updates hold a lock; tqdm redraws at most every
+    ``interval`` seconds, and each bar's last state when it closes.
     """
-
-    STAGES = ("listing", "fetching", "merging")
 
     def __init__(self, stream: TextIO, enabled: bool, interval: float = 0.1) -> None:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
         self.interval = interval
-        self._state: dict[str, tuple[int, int]] = {}
+        self._bar: tqdm[Any] | None = None
+        self._fetched = 0
         self._lock = threading.Lock()
-        self._drawn = 0.0
-        self._finished = False
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def _open(self, stage: Stage, total: int | None) -> tqdm[Any]:
+        # Imported on first use: a run with no terminal never pays for it.
+        from tqdm import tqdm
+
+        if self._bar is not None:
+            self._bar.close()
+        self._bar = tqdm(
+            desc=stage, total=total, file=self.stream, mininterval=self.interval, unit=" files"
+        )
+        return self._bar
+
+    def __call__(self, stage: Stage, done: int, total: int) -> None:
         if not self.enabled:
             return
         with self._lock:
-            self._state[stage] = (done, total)
-            now = time.monotonic()
-            last = stage == "merging" and done == total
-            if self._finished or (now - self._drawn < self.interval and not last):
-                return
-            self._drawn = now
-            self.stream.write("\r" + self.line())
-            if last:
-                self._finished = True
-                self.stream.write("\n")
-            self.stream.flush()
+            bar = self._bar
+            if stage == "listing":
+                bar = bar if bar is not None and bar.desc == "listing" else self._open(stage, None)
+            else:
+                if bar is None or bar.desc != "merging":
+                    bar = self._open("merging", total)
+                if stage == "fetching":
+                    self._fetched = done
+                    bar.set_postfix_str(f"fetched {done}", refresh=False)
+                    return
+                bar.set_postfix_str(f"fetched {self._fetched}", refresh=False)
+            bar.update(done - bar.n)
 
     def finish(self) -> None:
-        """End the line (when there was nothing to merge, the last stage never completed)."""
+        """Close the bar, drawn as it ended."""
         with self._lock:
-            if self.enabled and self._drawn and not self._finished:
-                self.stream.write("\r" + self.line() + "\n")
-                self.stream.flush()
-            self._finished = True
-
-    def line(self) -> str:
-        """The progress line as it stands."""
-        parts = []
-        for stage in self.STAGES:
-            if stage not in self._state:
-                continue
-            done, total = self._state[stage]
-            if total == 0:
-                parts.append(f"{stage} {done}")
-                continue
-            filled = int(20 * done / total)
-            parts.append(f"{stage} [{'#' * filled}{'.' * (20 - filled)}] {done}/{total}")
-        return "  ".join(parts)
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
 
 
 def _output_key_prefix(output: str) -> str | None:

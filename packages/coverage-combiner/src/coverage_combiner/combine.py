@@ -15,7 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
 from coverage_combiner.errors import NoDataError
-from coverage_combiner.keys import check_run_id, key_of
+from coverage_combiner.inputs import Input, list_source
 from coverage_combiner.merge import (
     Merged,
     VersionChoice,
@@ -23,9 +23,9 @@ from coverage_combiner.merge import (
     split_context,
     version_order,
 )
-from coverage_combiner.parallel import available_cpus, early_workers, merge_inputs
+from coverage_combiner.object_names import check_run_id, key_of
+from coverage_combiner.parallel import Stage, available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
-from coverage_combiner.sources import Input, list_source
 from coverage_wrapper.attribution import parse_context
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
@@ -38,7 +38,7 @@ R = TypeVar("R")
 #: Called with (stage, done, total) as work progresses: stage is ``listing`` (objects
 #: listed so far; total 0, not known yet), ``fetching`` or ``merging``. Fetching is
 #: reported from the worker threads.
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[Stage, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def _nothing_found(
         if value is not None
     ]
     if options.version not in ("latest", "all"):
-        filters.append(f"--version {options.version}")
+        filters.append(f"--function-version {options.version}")
     found = f"{listed} data file(s) listed"
     if result.rejected:
         found += f", {len(result.rejected)} rejected"
@@ -248,7 +248,8 @@ def _version_warnings(versions: VersionChoice, asked: str) -> list[str]:
         if asked == "latest":
             warnings.append(
                 f"{function}: data from versions {every}; reporting {', '.join(kept)} only "
-                "(--version latest); use --version all to merge them or --version V to choose"
+                "(--function-version latest); use --function-version all to merge them or "
+                "--function-version V to choose"
             )
         elif not kept:
             warnings.append(
@@ -306,23 +307,8 @@ def _outside(day: date | None, options: CombineOptions) -> bool:
 
 def _only_run(merged: Merged, run: str) -> Merged:
     """Drop the contexts of other runs: one process's data file may hold several runs."""
-    keep = {c for c in merged.contexts() if parse_context(c).run_id in (None, run)}
-    result = Merged(
-        has_arcs=merged.has_arcs,
-        inputs=list(merged.inputs),
-        line_contexts=merged.line_contexts & keep,
-    )
-    result.lines = {k: v for k, v in merged.lines.items() if k[0] in keep}
-    result.arcs = {k: v for k, v in merged.arcs.items() if k[0] in keep}
-    return result
+    return merged.only({c for c in merged.contexts() if parse_context(c).run_id in (None, run)})
 
 
 def _only_function(merged: Merged, function: str) -> Merged:
-    result = Merged(
-        has_arcs=merged.has_arcs,
-        inputs=list(merged.inputs),
-        line_contexts={c for c in merged.line_contexts if split_context(c)[0] == function},
-    )
-    result.lines = {k: v for k, v in merged.lines.items() if split_context(k[0])[0] == function}
-    result.arcs = {k: v for k, v in merged.arcs.items() if split_context(k[0])[0] == function}
-    return result
+    return merged.only({c for c in merged.contexts() if split_context(c)[0] == function})

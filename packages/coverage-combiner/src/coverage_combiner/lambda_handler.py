@@ -32,11 +32,11 @@ from urllib.parse import unquote_plus
 
 from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.errors import CombinerError, NoDataError
-from coverage_combiner.keys import is_data_key
+from coverage_combiner.inputs import s3_client
 from coverage_combiner.merge import Merger
+from coverage_combiner.object_names import is_data_key
 from coverage_combiner.outputs import write_data_file, write_outputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
-from coverage_combiner.sources import s3_client
 from coverage_wrapper.constants import (
     ENV_COMBINED_PREFIX,
     ENV_S3_BUCKET,

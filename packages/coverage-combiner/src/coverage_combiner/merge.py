@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import sqlite3
 from array import array
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from coverage_combiner.reader import (
@@ -29,10 +29,8 @@ from coverage_combiner.reader import (
     Arc,
     Contents,
     DataFileReader,
-    MeasuredFile,
     Rejected,
     parse_arcs,
-    read_data_file,
 )
 from coverage_wrapper.attribution import parse_context
 
@@ -61,39 +59,93 @@ def version_order(version: str) -> tuple[int, int, str]:
     return (0, 0, version)
 
 
+Key = tuple[str, str]
+
+
+def lines_to_bits(lines: Iterable[int]) -> int:
+    """Line numbers (positive) as a bit set: bit n is line n."""
+    from coverage.numbits import nums_to_numbits
+
+    return int.from_bytes(nums_to_numbits(lines), "little")
+
+
+def bits_to_lines(bits: int) -> Iterator[int]:
+    """The line numbers of a bit set, in order, one at a time."""
+    for index, byte in enumerate(bits.to_bytes((bits.bit_length() + 7) // 8, "little")):
+        if byte:
+            base = index * 8
+            for bit in range(8):
+                if byte >> bit & 1:
+                    yield base + bit
+
+
 @dataclass
 class Merged:
-    """The union of all accepted inputs."""
+    """The union of all accepted inputs.
+
+    Line data stays a bit set per (context, measured path) from the merge to
+    the data file written (:attr:`line_bits`): one bit per line, as in the
+    inputs, never one Python int per line, so the memory a combine takes stays
+    a small multiple of its inputs' size. :attr:`lines` and :attr:`arcs` spell
+    the data out as sets, for callers that want them.
+    """
 
     has_arcs: bool
-    lines: dict[tuple[str, str], set[int]] = field(default_factory=dict)
-    arcs: dict[tuple[str, str], set[Arc]] = field(default_factory=dict)
+    #: Executed lines of line-only inputs, per (context, measured path), as bit sets.
+    line_bits: dict[Key, int] = field(default_factory=dict)
+    #: Arcs of inputs that hold branch data, per (context, measured path).
+    branch_arcs: dict[Key, set[Arc]] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     #: Contexts whose data came only from line-only inputs: in branch data,
-    #: code measured without branches (its lines entered as ``(-n, n)`` arcs);
+    #: code measured without branches (its lines enter as ``(-n, n)`` arcs);
     #: in line data, every context.
     line_contexts: set[str] = field(default_factory=set)
 
+    @property
+    def lines(self) -> dict[Key, set[int]]:
+        """Executed lines per (context, path), for line data (empty for branch data)."""
+        if self.has_arcs:
+            return {}
+        return {key: set(bits_to_lines(bits)) for key, bits in self.line_bits.items()}
+
+    @property
+    def arcs(self) -> dict[Key, set[Arc]]:
+        """Arcs per (context, path), for branch data: line-only data as ``(-n, n)`` arcs."""
+        if not self.has_arcs:
+            return {}
+        result = {
+            key: {(-n, n) for n in bits_to_lines(bits)} for key, bits in self.line_bits.items()
+        }
+        for key, arcs in self.branch_arcs.items():
+            result.setdefault(key, set()).update(arcs)
+        return result
+
+    def measured_keys(self) -> set[Key]:
+        """Every (context, measured path) present."""
+        return set(self.line_bits) | set(self.branch_arcs)
+
     def contexts(self) -> set[str]:
         """Every context present."""
-        return {context for context, _ in (self.arcs if self.has_arcs else self.lines)}
+        return {context for context, _ in self.measured_keys()}
 
     def files(self) -> set[str]:
         """Every measured path present."""
-        return {path for _, path in (self.arcs if self.has_arcs else self.lines)}
+        return {path for _, path in self.measured_keys()}
+
+    def executed(self) -> dict[Key, int]:
+        """Executed lines per (context, path) as bit sets, from line and branch data alike."""
+        result = dict(self.line_bits)
+        for key, arcs in self.branch_arcs.items():
+            ends = lines_to_bits({n for arc in arcs for n in arc if n > 0})
+            result[key] = result.get(key, 0) | ends
+        return result
 
     def lines_by_file(self) -> dict[str, set[int]]:
         """Executed lines per file, all contexts together."""
-        result: dict[str, set[int]] = {}
-        if self.has_arcs:
-            for (_, path), arcs in self.arcs.items():
-                target = result.setdefault(path, set())
-                target.update(a for a, _ in arcs if a > 0)
-                target.update(b for _, b in arcs if b > 0)
-        else:
-            for (_, path), lines in self.lines.items():
-                result.setdefault(path, set()).update(lines)
-        return result
+        bits: dict[str, int] = {}
+        for (_, path), executed in self.executed().items():
+            bits[path] = bits.get(path, 0) | executed
+        return {path: set(bits_to_lines(executed)) for path, executed in bits.items()}
 
     def arcs_by_file(self) -> dict[str, set[Arc]]:
         """Executed arcs per file, all contexts together."""
@@ -102,8 +154,16 @@ class Merged:
             result.setdefault(path, set()).update(arcs)
         return result
 
+    def only(self, contexts: Container[str]) -> Merged:
+        """The data of ``contexts`` alone (the inputs stay those of the whole)."""
+        return Merged(
+            has_arcs=self.has_arcs,
+            line_bits={k: v for k, v in self.line_bits.items() if k[0] in contexts},
+            branch_arcs={k: v for k, v in self.branch_arcs.items() if k[0] in contexts},
+            inputs=list(self.inputs),
+            line_contexts={c for c in self.line_contexts if c in contexts},
+        )
 
-Key = tuple[str, str]
 
 #: Arc groups already merged are remembered up to this many characters in all:
 #: memory stays bounded. Past half of it, the groups remembered become the
@@ -197,15 +257,10 @@ class Merger:
         self._merged.append((name, digest))
 
     def _add_new_bytes(self, name: str, data: bytes, max_bytes: int, combined_ok: bool) -> None:
-        try:
-            contents = self._reader.read(data, max_bytes)
-        except sqlite3.OperationalError:
-            # Same schema number, unexpected layout: let coverage.py read it.
-            self._add_measured(read_data_file(name, data, max_bytes=max_bytes))
-        else:
-            if contents.combined and not combined_ok:
-                raise Rejected(COMBINED_OUTPUT)
-            self._add_contents(contents)
+        contents = self._reader.read(data, max_bytes)
+        if contents.combined and not combined_ok:
+            raise Rejected(COMBINED_OUTPUT)
+        self._add_contents(contents)
 
     def _add_contents(self, contents: Contents) -> None:
         # Every new group is parsed (and so checked) before anything is merged:
@@ -227,20 +282,6 @@ class Merger:
         for context, path, numbits in contents.lines:
             key = (context, path)
             self._lines[key] = self._lines.get(key, 0) | int.from_bytes(numbits, "little")
-
-    def add(self, measured: MeasuredFile) -> None:
-        """Merge data already read into Python (the slow path)."""
-        self._add_measured(measured)
-        self._merged.append((measured.name, None))
-
-    def _add_measured(self, measured: MeasuredFile) -> None:
-        from coverage.numbits import nums_to_numbits
-
-        for key, arcs in measured.arcs.items():
-            self._arcs.setdefault(key, set()).update(arcs)
-        for key, lines in measured.lines.items():
-            bits = int.from_bytes(nums_to_numbits(lines), "little")
-            self._lines[key] = self._lines.get(key, 0) | bits
 
     def export(self) -> Partial:
         """This merger's union and inputs, for :meth:`absorb` in another process."""
@@ -266,22 +307,16 @@ class Merger:
 
     def result(self) -> Merged:
         """The merged data: branch data if any input held arcs, else line data."""
-        from coverage.numbits import numbits_to_nums
-
-        has_arcs = bool(self._arcs)
         line_contexts = {context for context, _ in self._lines} - {
             context for context, _ in self._arcs
         }
-        merged = Merged(has_arcs=has_arcs, inputs=self.inputs, line_contexts=line_contexts)
-        for key, bits in self._lines.items():
-            lines = numbits_to_nums(bits.to_bytes((bits.bit_length() + 7) // 8, "little"))
-            if has_arcs:
-                merged.arcs[key] = {(-line, line) for line in lines}
-            else:
-                merged.lines[key] = set(lines)
-        for key, arcs in self._arcs.items():
-            merged.arcs.setdefault(key, set()).update(arcs)
-        return merged
+        return Merged(
+            has_arcs=bool(self._arcs),
+            line_bits=self._lines,
+            branch_arcs=self._arcs,
+            inputs=self.inputs,
+            line_contexts=line_contexts,
+        )
 
     def close(self) -> None:
         """Free the reader's database."""
@@ -290,7 +325,7 @@ class Merger:
 
 @dataclass(frozen=True)
 class VersionChoice:
-    """What ``--version`` kept, per function, and what it left out."""
+    """What ``--function-version`` kept, per function, and what it left out."""
 
     kept: dict[str, list[str]]
     dropped: dict[str, list[str]]
@@ -321,11 +356,4 @@ def select_versions(merged: Merged, version: str = "latest") -> tuple[Merged, Ve
         for context in merged.contexts()
         if (parts := split_context(context))[1] is None or parts[1] in kept.get(parts[0], [])
     }
-    result = Merged(
-        has_arcs=merged.has_arcs,
-        inputs=list(merged.inputs),
-        line_contexts=merged.line_contexts & keep_contexts,
-    )
-    result.lines = {k: v for k, v in merged.lines.items() if k[0] in keep_contexts}
-    result.arcs = {k: v for k, v in merged.arcs.items() if k[0] in keep_contexts}
-    return result, VersionChoice(kept=kept, dropped=dropped)
+    return merged.only(keep_contexts), VersionChoice(kept=kept, dropped=dropped)

@@ -19,20 +19,22 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
 from coverage_combiner.errors import CombinerError, MissingSourceError
-from coverage_combiner.merge import Merged, split_context
-from coverage_combiner.reader import COMBINED_MARKER
+from coverage_combiner.merge import Key, Merged, bits_to_lines, split_context
+from coverage_combiner.reader import COMBINED_MARKER, Arc
 from coverage_combiner.remap import PathRemapper
 from coverage_combiner.summary import build_summary, render_markdown
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-FORMATS = ("data", "json", "xml", "lcov", "html", "markdown")
+#: An output format.
+Format = Literal["data", "json", "xml", "lcov", "html", "markdown"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 DEFAULT_FORMATS = ("data", "json", "html")
 #: Formats that cannot be made without the measured source files.
 SOURCE_REPORTS = ("xml", "lcov", "html")
@@ -137,7 +139,7 @@ def _destinations(staging: Path, destination: str, names: Mapping[str, str]) -> 
 def resolve_sources(merged: Merged, remap: PathRemapper) -> PathRemapper:
     """``remap`` with every function's code folder found (or its absence explained)."""
     measured: dict[str | None, set[str]] = {}
-    for context, path in merged.arcs if merged.has_arcs else merged.lines:
+    for context, path in merged.measured_keys():
         measured.setdefault(function_of(context), set()).add(path)
     return remap.resolve(measured)
 
@@ -181,49 +183,98 @@ def _render(
 def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
     """Write the merged data as a standard coverage.py data file.
 
-    With ``remap``, paths become the local paths reports read, each
-    function's on their own; without, they stay as measured (for data that
+    With ``remap`` (resolved for ``merged`` by :func:`resolve_sources`), paths
+    become the local paths reports read, each function's on their own, and
+    refused paths are left out; without, they stay as measured (for data that
     will be merged again elsewhere: the contexts keep the functions apart).
     The file is marked as a combiner's output, so a later combine that finds
     it among its inputs leaves it out.
+
+    coverage.py creates the file (its schema and the kind of data); the rows
+    are written here with SQL, line data as the bit sets the merge keeps:
+    coverage.py's ``add_lines`` takes one Python int per line, which a dense
+    input would turn into gigabytes.
     """
     from coverage import CoverageData
 
-    if remap is not None:
-        remap = resolve_sources(merged, remap)
+    lines: dict[Key, int] = {}
+    arcs: dict[Key, list[set[Arc]]] = {}
+    for (context, measured_path), bits in merged.line_bits.items():
+        if (local := _local(context, measured_path, remap)) is not None:
+            lines[context, local] = lines.get((context, local), 0) | bits
+    for (context, measured_path), found in merged.branch_arcs.items():
+        if (local := _local(context, measured_path, remap)) is not None:
+            arcs.setdefault((context, local), []).append(found)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = CoverageData(basename=str(path), no_disk=False)
-    by_context: dict[str, dict[str, Any]] = {}
-    source = merged.arcs if merged.has_arcs else merged.lines
-    for (context, measured_path), values in source.items():
-        function = function_of(context)
-        if remap is not None and (function, measured_path) in remap.refused:
-            continue
-        local = remap.map(measured_path, function) if remap else measured_path
-        target = by_context.setdefault(context, {})
-        target.setdefault(local, set()).update(values)
-    if not by_context:
-        # An empty but valid data file: coverage.py reads it and reports nothing.
+    if merged.has_arcs:
+        data.add_arcs({})
+    else:
         data.add_lines({})
-    for context in sorted(by_context):
-        data.set_context(context)
-        files = {name: sorted(values) for name, values in by_context[context].items()}
-        if merged.has_arcs:
-            data.add_arcs(files)
-        else:
-            data.add_lines(files)
-    data.write()
-    _mark_combined(path)
-
-
-def _mark_combined(path: Path) -> None:
-    # coverage.py's meta table holds key/value rows and ignores keys it does not
-    # know. Found among the inputs of a later combine, a marked file is left out:
-    # its paths are this machine's, not the functions'.
+    data.close()
     with contextlib.closing(sqlite3.connect(path)) as db, db:
+        ids = _RowIds(db)
+        for (context, local), bits in sorted(lines.items()):
+            file_id, context_id = ids.file(local), ids.context(context)
+            if merged.has_arcs:
+                # A line measured without branches enters branch data as (-n, n).
+                db.executemany(
+                    "insert or ignore into arc (file_id, context_id, fromno, tono) "
+                    "values (?, ?, ?, ?)",
+                    ((file_id, context_id, -n, n) for n in bits_to_lines(bits)),
+                )
+            else:
+                db.execute(
+                    "insert into line_bits (file_id, context_id, numbits) values (?, ?, ?)",
+                    (file_id, context_id, bits.to_bytes((bits.bit_length() + 7) // 8, "little")),
+                )
+        for (context, local), groups in sorted(arcs.items()):
+            file_id, context_id = ids.file(local), ids.context(context)
+            for group in groups:
+                db.executemany(
+                    "insert or ignore into arc (file_id, context_id, fromno, tono) "
+                    "values (?, ?, ?, ?)",
+                    ((file_id, context_id, start, end) for start, end in group),
+                )
+        # coverage.py's meta table holds key/value rows and ignores keys it does
+        # not know. Found among the inputs of a later combine, a marked file is
+        # left out: its paths are this machine's, not the functions'.
         db.execute(
             "insert or replace into meta (key, value) values (?, ?)", (COMBINED_MARKER, __version__)
         )
+
+
+def _local(context: str, measured_path: str, remap: PathRemapper | None) -> str | None:
+    """Where the data file puts ``measured_path``; None if its source is refused."""
+    if remap is None:
+        return measured_path
+    function = function_of(context)
+    if (function, measured_path) in remap.refused:
+        return None
+    return remap.map(measured_path, function)
+
+
+class _RowIds:
+    """The ids of the ``file`` and ``context`` rows of a data file being written."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._files: dict[str, int] = {}
+        self._contexts: dict[str, int] = {}
+
+    def file(self, path: str) -> int:
+        return self._id("file", "path", path, self._files)
+
+    def context(self, context: str) -> int:
+        return self._id("context", "context", context, self._contexts)
+
+    def _id(self, table: str, column: str, value: str, known: dict[str, int]) -> int:
+        if value not in known:
+            # The table and column names are ours, never from the data.
+            cursor = self._db.execute(f"insert into {table} ({column}) values (?)", (value,))  # noqa: S608
+            assert cursor.lastrowid is not None
+            known[value] = cursor.lastrowid
+        return known[value]
 
 
 def missing_sources(data_path: Path) -> list[str]:
@@ -354,7 +405,7 @@ S3_ORDER = ("html", "xml", "lcov", "data", "markdown", "json")
 
 def _s3_destination(destination: str) -> tuple[str, str]:
     """The bucket and the key prefix (a folder) of ``s3://bucket/prefix``."""
-    from coverage_combiner.sources import parse_s3_url
+    from coverage_combiner.inputs import parse_s3_url
 
     bucket, prefix = parse_s3_url(destination)
     if ".." in prefix.split("/"):
@@ -365,7 +416,7 @@ def _s3_destination(destination: str) -> tuple[str, str]:
 def _publish_s3(
     staging: Path, destination: str, client: S3Client | None, names: Mapping[str, str]
 ) -> dict[str, str]:
-    from coverage_combiner.sources import s3_client
+    from coverage_combiner.inputs import s3_client
 
     bucket, prefix = _s3_destination(destination)
     client = client or s3_client()

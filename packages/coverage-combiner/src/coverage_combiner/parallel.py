@@ -31,18 +31,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import NamedTuple, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from coverage_combiner.errors import SourceError
+from coverage_combiner.inputs import LOCAL_FILES, Input, S3Origin, fetch_bytes, s3_client
 from coverage_combiner.merge import Merger, Partial
 from coverage_combiner.reader import Rejected, schema_version
-from coverage_combiner.sources import LOCAL_FILES, Input, S3Origin, fetch_bytes, s3_client
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: A stage of a combine, as progress reports name it.
+Stage = Literal["listing", "fetching", "merging"]
 #: Called with (stage, done, total): ``fetching`` or ``merging``.
-Report = Callable[[str, int, int], None]
+Report = Callable[[Stage, int, int], None]
 
 #: Below this many inputs per process, starting one costs more than it saves:
 #: a worker process needs about 0.1 s to start and import, the time to merge
@@ -90,9 +92,9 @@ class _Progress:
         self._report = report
         self._total = total
         self._lock = threading.Lock()
-        self._done = {"fetching": 0, "merging": 0}
+        self._done: dict[Stage, int] = {"fetching": 0, "merging": 0}
 
-    def add(self, stage: str, count: int = 1) -> None:
+    def add(self, stage: Literal["fetching", "merging"], count: int = 1) -> None:
         with self._lock:
             self._done[stage] += count
             done = self._done[stage]

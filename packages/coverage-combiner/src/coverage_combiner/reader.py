@@ -4,40 +4,23 @@ Every input is untrusted: it is checked before it is opened (size, SQLite
 header), loaded into a private in-memory database, and read with plain SQL on
 coverage.py's documented schema after checking the schema version. Nothing
 from the file is executed: ``CoverageData.loads()`` runs SQL found in its
-input and is never used. If the SQL read meets a layout it does not expect,
-coverage.py's public API reads the same private copy instead.
+input and is never used. A file whose tables lack the columns of that schema
+is rejected: coverage.py reads the same columns, so it could not read the
+file either.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 Arc = tuple[int, int]
-
-
-@dataclass
-class MeasuredFile:
-    """What one data file holds, per (context, measured path)."""
-
-    name: str
-    has_arcs: bool
-    lines: dict[tuple[str, str], set[int]] = field(default_factory=dict)
-    arcs: dict[tuple[str, str], set[Arc]] = field(default_factory=dict)
-
-    @property
-    def contexts(self) -> set[str]:
-        """The contexts (``function@version``) in the file."""
-        return {context for context, _ in (self.arcs if self.has_arcs else self.lines)}
 
 
 class Rejected(Exception):
@@ -52,74 +35,6 @@ def check_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         raise Rejected(f"{len(data)} bytes is over the size cap of {max_bytes} (--max-bytes)")
     if not data.startswith(SQLITE_HEADER):
         raise Rejected("not a coverage.py data file: not an SQLite database")
-
-
-#: Everything the merge needs to know besides the rows, in one row: the schema
-#: version, whether branch data is claimed and held, line data held, the widest
-#: line bits and the highest arc line (the caps), and values of the wrong type
-#: (a data file holds integer line numbers and blob line bits, nothing else).
-_FACTS = """
-    (select version from {schema}.coverage_schema),
-    (select value from {schema}.meta where key = 'has_arcs'),
-    exists (select 1 from {schema}.arc),
-    exists (select 1 from {schema}.line_bits),
-    (select max(length(numbits)) from {schema}.line_bits),
-    (select max(max(abs(fromno), abs(tono))) from {schema}.arc),
-    (select count(*) from {schema}.arc
-        where typeof(fromno) != 'integer' or typeof(tono) != 'integer'),
-    (select count(*) from {schema}.line_bits where typeof(numbits) != 'blob')
-"""
-
-
-def describe_schema(db: sqlite3.Connection, schema: str = "main") -> bool:
-    """Check the schema of a loaded data file; return whether it holds branch data.
-
-    The objects are checked before any of them is read: a view in place of a
-    table would otherwise run the file's own query (an endless recursive one,
-    say) inside the combiner.
-    """
-    # The schema name is ours ("main" or "input"), never from the input.
-    _check_objects(db, schema)
-    facts = db.execute("select " + _FACTS.format(schema=schema)).fetchone()
-    _check_facts(facts)
-    has_arcs, arcs = facts[1], facts[2]
-    return bool(arcs) or has_arcs in ("1", "true", "True")
-
-
-def _check_facts(facts: tuple[Any, ...]) -> None:
-    """Refuse what a data file's facts (a :data:`_FACTS` row) show to be unmergeable."""
-    _, _, arcs, lines, widest, highest, odd_arcs, odd_bits = facts
-    if arcs and lines:
-        raise Rejected("holds both line and branch data; a data file holds one or the other")
-    # Line n is bit n % 8 of byte n // 8.
-    if (widest or 0) > MAX_LINE // 8 + 1 or (highest or 0) > MAX_LINE:
-        raise Rejected(_BEYOND)
-    if odd_arcs or odd_bits:
-        raise Rejected(_NOT_NUMBERS)
-
-
-def read_data_file(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MeasuredFile:
-    """Check and read one data file's bytes into Python; raise :class:`Rejected` with the reason."""
-    check_bytes(data, max_bytes)
-    # The bytes become a private in-memory database: the input itself is never
-    # opened for writing, and nothing touches the disk.
-    db = sqlite3.connect(":memory:")
-    db.execute("pragma trusted_schema = off")
-    try:
-        try:
-            db.deserialize(data)
-        except sqlite3.Error as exc:
-            raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
-        has_arcs = describe_schema(db)
-        try:
-            return _read_sql(name, db, has_arcs)
-        except sqlite3.OperationalError:
-            # Same schema number, unexpected layout: let coverage.py read it.
-            return _read_public_api(name, data)
-    except sqlite3.DatabaseError as exc:
-        raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
-    finally:
-        db.close()
 
 
 #: No source file is this long. A numbits blob of line n is n / 8 bytes and
@@ -139,17 +54,6 @@ _NOT_NUMBERS = (
 
 #: The tables coverage.py's data schema has; the SQL read touches only these.
 _TABLES = ("coverage_schema", "meta", "file", "context", "line_bits", "arc")
-
-
-def _check_objects(db: sqlite3.Connection, schema: str) -> None:
-    """Refuse files whose read would run SQL of the file's own, then check the schema.
-
-    Only ``sqlite_master`` is read until that is known.
-    """
-    found = dict(
-        db.execute(f"select name, type from {schema}.sqlite_master").fetchall()  # noqa: S608
-    )
-    _check_layout(found, lambda: _schema_version(db, schema))
 
 
 def _check_layout(
@@ -276,11 +180,7 @@ class DataFileReader:
         self._layout: tuple[bytes, list[Any]] | None = None
 
     def read(self, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Contents:
-        """Check and read one data file; raise :class:`Rejected` with the reason.
-
-        Raises :class:`sqlite3.OperationalError` when the file has the objects
-        and schema version of a data file but a layout the SQL cannot read.
-        """
+        """Check and read one data file; raise :class:`Rejected` with the reason."""
         check_bytes(data, max_bytes)
         # Page size and format bytes, then schema cookie, schema format, text
         # encoding, user version and the rest of what a schema parse reads.
@@ -292,8 +192,13 @@ class DataFileReader:
                 if db.execute(_MASTER).fetchall() == self._layout[1]:
                     return _contents(db.execute(_READ).fetchall(), self._version())
             return self._read_new_layout(data, header)
-        except sqlite3.OperationalError:
-            raise
+        except sqlite3.OperationalError as exc:
+            # The tables are there, their columns are not coverage.py's.
+            self.close()
+            raise Rejected(
+                f"not a coverage.py data file: its tables lack the columns of schema "
+                f"{self._version()} ({exc})"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise Rejected(f"truncated or corrupt SQLite database: {exc}") from exc
 
@@ -409,55 +314,3 @@ def _text(value: object) -> str:
             "corrupt or not written by coverage.py"
         )
     return value
-
-
-def _read_sql(name: str, db: sqlite3.Connection, has_arcs: bool) -> MeasuredFile:
-    from coverage.numbits import numbits_to_nums
-
-    paths = dict(db.execute("select id, path from file").fetchall())
-    contexts = dict(db.execute("select id, context from context").fetchall())
-    measured = MeasuredFile(name=name, has_arcs=has_arcs)
-    if has_arcs:
-        for file_id, context_id, fromno, tono in db.execute(
-            "select file_id, context_id, fromno, tono from arc"
-        ):
-            key = (contexts.get(context_id, ""), paths[file_id])
-            measured.arcs.setdefault(key, set()).add((int(fromno), int(tono)))
-    else:
-        for file_id, context_id, numbits in db.execute(
-            "select file_id, context_id, numbits from line_bits"
-        ):
-            key = (contexts.get(context_id, ""), paths[file_id])
-            measured.lines.setdefault(key, set()).update(numbits_to_nums(numbits))
-    return measured
-
-
-def _read_public_api(name: str, raw: bytes) -> MeasuredFile:
-    from coverage import CoverageData
-    from coverage.exceptions import CoverageException
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "input.coverage"
-        path.write_bytes(raw)
-        return _read_with_coverage(name, CoverageData(basename=str(path)), CoverageException)
-
-
-def _read_with_coverage(name: str, data: Any, error: type[Exception]) -> MeasuredFile:
-    try:
-        data.read()
-        measured = MeasuredFile(name=name, has_arcs=data.has_arcs())
-        for measured_path in data.measured_files():
-            for context in data.measured_contexts():
-                # Query contexts are regular expressions: match this one exactly.
-                data.set_query_contexts([f"^{re.escape(context)}$"])
-                if measured.has_arcs:
-                    arcs = data.arcs(measured_path) or []
-                    if arcs:
-                        measured.arcs[(context, measured_path)] = set(arcs)
-                else:
-                    lines = data.lines(measured_path) or []
-                    if lines:
-                        measured.lines[(context, measured_path)] = set(lines)
-    except error as exc:
-        raise Rejected(f"coverage.py cannot read it: {exc}") from exc
-    return measured

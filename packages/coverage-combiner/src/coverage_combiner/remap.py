@@ -99,7 +99,7 @@ class PathRemapper:
     def relative(self, path: str) -> str | None:
         """The task-root-relative part of ``path``; None when a rule or an absolute path
         decides, or when it climbs out of the task root (``../``)."""
-        if any(path.startswith(source) for source, _ in self.rules):
+        if not path or "\x00" in path or any(path.startswith(source) for source, _ in self.rules):
             return None
         relative = path[len(TASK_ROOT) :] if path.startswith(TASK_ROOT) else path
         if relative.startswith("/") or os.path.normpath(relative).split("/")[0] == "..":
@@ -167,8 +167,15 @@ class PathRemapper:
         A report reads only inside the folders the user named: the target of
         a ``--paths`` rule, a source root, or the function's own folder. A
         path that climbs out of them (``../``, a symbolic link) or an absolute
-        path elsewhere (``/home/u/.aws/credentials``) is refused.
+        path elsewhere (``/home/u/.aws/credentials``) is refused, and so is a
+        path no file can have (empty, or holding a NUL character).
         """
+        if not path or "\x00" in path:
+            return "it is empty or holds a NUL character: no file has such a name"
+        return self._outside(path, function)
+
+    def _outside(self, path: str, function: str | None) -> str | None:
+        """Why ``path`` leaves the folders named (see :meth:`refusal`); None if it does not."""
         for source, target in self.rules:
             if path.startswith(source):
                 if _inside(self.map(path, function), target or "."):

@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.__about__ import __version__
-from coverage_combiner.merge import split_context
+from coverage_combiner.merge import bits_to_lines, lines_to_bits, split_context
 from coverage_wrapper.attribution import INIT, parse_context
 
 if TYPE_CHECKING:
@@ -25,23 +25,21 @@ def build_summary(
     """A JSON-serialisable summary of a combine."""
     merged = result.merged
     functions: dict[str, dict[str, Any]] = {}
-    executed: dict[str, dict[str, set[int]]] = {}
+    # Executed lines as bit sets (bit n is line n), as the merge keeps them.
+    executed: dict[str, dict[str, int]] = {}
     # Per function, lines run at init and lines run otherwise (invocations).
-    at_init: dict[str, dict[str, set[int]]] = {}
-    invoked: dict[str, dict[str, set[int]]] = {}
-    measured: list[tuple[str, str, set[int]]] = (
-        [(c, p, {n for arc in arcs for n in arc if n > 0}) for (c, p), arcs in merged.arcs.items()]
-        if merged.has_arcs
-        else [(c, p, set(lines)) for (c, p), lines in merged.lines.items()]
-    )
-    for context, path, lines in measured:
+    at_init: dict[str, dict[str, int]] = {}
+    invoked: dict[str, dict[str, int]] = {}
+    for (context, path), lines in merged.executed().items():
         function, version = split_context(context)
         if (function if version is not None else None, path) in remap.refused:
             continue
         local = remap.map(path, function if version is not None else None)
-        executed.setdefault(function, {}).setdefault(local, set()).update(lines)
-        phase_lines = at_init if parse_context(context).phase == INIT else invoked
-        phase_lines.setdefault(function, {}).setdefault(local, set()).update(lines)
+        files = executed.setdefault(function, {})
+        files[local] = files.get(local, 0) | lines
+        phase = at_init if parse_context(context).phase == INIT else invoked
+        phase_files = phase.setdefault(function, {})
+        phase_files[local] = phase_files.get(local, 0) | lines
     files_report: dict[str, Any] = (report or {}).get("files", {})
     # coverage.py names files relative to the working folder where it can.
     by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
@@ -52,7 +50,7 @@ def build_summary(
             # Whether this function's own data has branches (mixed kinds merge).
             "branch": merged.has_arcs and function in branch_measured,
             "files": len(files),
-            "executed_lines": sum(len(lines) for lines in files.values()),
+            "executed_lines": sum(lines.bit_count() for lines in files.values()),
         }
         if function in at_init:
             entry["only_at_init"] = _only_at_init(at_init[function], invoked.get(function, {}))
@@ -63,9 +61,9 @@ def build_summary(
                 info = by_absolute.get(path)
                 if info is None:
                     continue
-                stmts = set(info["executed_lines"]) | set(info["missing_lines"])
-                statements += len(stmts)
-                covered += len(stmts & lines)
+                stmts = lines_to_bits({*info["executed_lines"], *info["missing_lines"]})
+                statements += stmts.bit_count()
+                covered += (stmts & lines).bit_count()
             entry["statements"] = statements
             entry["percent_covered"] = round(100 * covered / statements, 2) if statements else 100.0
         functions[function] = entry
@@ -105,26 +103,24 @@ def build_summary(
     else:
         summary["totals"] = None
         summary["files"] = {
-            path: {"executed_lines": len(lines)}
+            path: {"executed_lines": lines.bit_count()}
             for path, lines in sorted(_all_files(executed).items())
         }
         summary["note"] = "source not available: percentages need --source-root or --source-zip"
     return summary
 
 
-def _only_at_init(
-    at_init: dict[str, set[int]], invoked: dict[str, set[int]]
-) -> dict[str, list[int]]:
+def _only_at_init(at_init: dict[str, int], invoked: dict[str, int]) -> dict[str, list[int]]:
     """Lines covered only by cold starts (module import), per file."""
-    only = {path: sorted(lines - invoked.get(path, set())) for path, lines in at_init.items()}
-    return {path: lines for path, lines in sorted(only.items()) if lines}
+    only = {path: bits & ~invoked.get(path, 0) for path, bits in at_init.items()}
+    return {path: sorted(bits_to_lines(bits)) for path, bits in sorted(only.items()) if bits}
 
 
-def _all_files(executed: dict[str, dict[str, set[int]]]) -> dict[str, set[int]]:
-    merged: dict[str, set[int]] = {}
+def _all_files(executed: dict[str, dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
     for files in executed.values():
         for path, lines in files.items():
-            merged.setdefault(path, set()).update(lines)
+            merged[path] = merged.get(path, 0) | lines
     return merged
 
 

@@ -10,6 +10,7 @@ next to the merge itself.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.keys import NOT_DATA, is_data_key, is_health_probe
+from coverage_combiner.object_names import NOT_DATA, is_data_key, is_health_probe
 from coverage_wrapper.keys import normalize_prefix
 
 if TYPE_CHECKING:
@@ -89,22 +90,37 @@ class Listing:
     probes: int = 0
 
 
-#: Attempts per input; botocore retries each request too, but not a body that breaks mid-read.
+#: Attempts per input at reading a body that broke mid-read. Everything else
+#: about a request (throttling, 5xx, connection errors) is botocore's to retry
+#: (its ``retries`` configuration, :func:`s3_client`); what cannot succeed on
+#: retry (AccessDenied, NoSuchKey, a missing local file) fails at once.
 FETCH_ATTEMPTS = 3
 
 
-def fetch_bytes(item: Input, *, attempts: int = FETCH_ATTEMPTS, backoff: float = 0.1) -> bytes:
-    """Fetch ``item``'s bytes, retrying a failure ``attempts`` times in all with backoff.
+def _retryable() -> tuple[type[Exception], ...]:
+    """Errors of a read that a second read can cure: the body broke off mid-way."""
+    from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
-    Raises the last error, with the number of attempts in its message.
+    return (ConnectionError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError)
+
+
+def fetch_bytes(item: Input, *, attempts: int = FETCH_ATTEMPTS, backoff: float = 0.1) -> bytes:
+    """Fetch ``item``'s bytes; raise :class:`SourceError` naming why not.
+
+    A body that broke mid-read is read again, up to ``attempts`` reads in all,
+    after a random pause of up to ``backoff * 2**n`` seconds (full jitter, so
+    that parallel fetches do not retry in step). Any other error is final.
     """
+    retryable = _retryable()
     for attempt in range(1, attempts + 1):
         try:
             return item.read()
-        except Exception as exc:
+        except retryable as exc:
             if attempt == attempts:
                 raise SourceError(f"could not be fetched after {attempts} attempts: {exc}") from exc
-            time.sleep(backoff * 2 ** (attempt - 1))
+            time.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))
+        except Exception as exc:  # botocore's ClientError, OSError: final
+            raise SourceError(f"could not be fetched: {exc}") from exc
     raise AssertionError("unreachable")
 
 
@@ -143,7 +159,11 @@ _clients_lock = threading.Lock()
 
 
 def s3_client() -> S3Client:
-    """A shared S3 client with standard retries (boto3 is thread-safe per client)."""
+    """A shared S3 client (boto3 is thread-safe per client).
+
+    botocore retries its requests (mode ``standard``, 5 attempts): throttling,
+    5xx and connection errors, never AccessDenied or NoSuchKey.
+    """
     with _clients_lock:
         if "s3" not in _clients:
             import boto3
