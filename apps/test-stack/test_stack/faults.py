@@ -191,12 +191,16 @@ def _handler_class(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             status, code, message = ERROR_ANSWERS[fault]
             document = error_document(code, message)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(document)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(document)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(document)
+            except OSError:
+                # The client gave up first (its attempt timed out).
+                self.close_connection = True
 
         def _forward(self, body: bytes) -> None:
             upstream = http.client.HTTPConnection(

@@ -47,6 +47,8 @@ ScenarioKey = tuple[str, str]
 #: Errors that mean a sandbox crashed or hung, not that a handler raised.
 CRASH_ERRORS: Final = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
 BUCKET_PREFIX: Final = "lambda-coverage-reliability"
+#: The longest wait for every function's first answer (cold starts) before the windows.
+WARM_UP_LIMIT_S: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class Call:
     scenario: Scenario
     result: InvokeResult
     latency_ms: float
-    #: The fault that was on when the call began or ended (``None``: outside every window).
+    #: The fault window the call overlapped (``None``: outside every window).
     fault: Fault | None
 
 
@@ -347,7 +349,11 @@ class _Load:
         self.proxy = proxy
         self.settings = settings
         self.calls: list[Call] = []
+        #: (start, end, fault) of each fault window, on the perf_counter clock.
+        self.windows: list[tuple[float, float, Fault]] = []
+        self._spans: list[tuple[float, float]] = []
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
         self._stop = threading.Event()
 
     def run(self) -> None:
@@ -367,28 +373,46 @@ class _Load:
         for thread in [*callers, retirer]:
             thread.start()
         try:
-            # A fault-free window first (cold starts), then each fault and a quiet window.
+            # Cold starts first: every function answers once before the first window.
+            with self._lock:
+                self._answered.wait_for(
+                    lambda: {c.scenario.function for c in self.calls} >= set(functions),
+                    WARM_UP_LIMIT_S,
+                )
             self._stop.wait(self.settings.window_s)
             for fault in self.settings.faults:
+                began = time.perf_counter()
                 with self.proxy.window(fault):
                     self._stop.wait(self.settings.window_s)
+                self.windows.append((began, time.perf_counter(), fault))
                 self._stop.wait(self.settings.window_s)
         finally:
             self._stop.set()
             for thread in [*callers, retirer]:
                 thread.join()
+        # A call belongs to the fault window it overlapped, if any.
+        self.calls = [
+            replace(call, fault=self._window_of(began, ended))
+            for call, (began, ended) in zip(self.calls, self._spans, strict=True)
+        ]
+
+    def _window_of(self, began: float, ended: float) -> Fault | None:
+        for start, end, fault in self.windows:
+            if began <= end and ended >= start:
+                return fault
+        return None
 
     def _call_loop(self, scenarios: Sequence[Scenario]) -> None:
         for scenario in itertools.cycle(scenarios):
             if self._stop.is_set():
                 return
-            before = self.proxy.fault
             began = time.perf_counter()
             result = self.pool.invoke(scenario.function, scenario.event)
-            latency = (time.perf_counter() - began) * 1000
-            call = Call(scenario, result, latency, before or self.proxy.fault)
+            ended = time.perf_counter()
             with self._lock:
-                self.calls.append(call)
+                self.calls.append(Call(scenario, result, (ended - began) * 1000, None))
+                self._spans.append((began, ended))
+                self._answered.notify_all()
 
     def _retire_loop(self) -> None:
         every = self.settings.retire_every_s
