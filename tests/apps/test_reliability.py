@@ -89,6 +89,11 @@ def test_under_load_and_every_fault_no_answer_changes_and_no_line_is_lost() -> N
     assert run.report_differences() == [], figures
     assert run.merged == run.truth.executed({reliability.key(c.scenario) for c in run.calls})
     assert reliability.holds(run)
+    # The figures RELIABILITY.md shows are this run's.
+    assert f"invocations served: {len(run.calls)}\n" in figures
+    assert "handler results different from an unwrapped run: 0\n" in figures
+    assert "invocations whose lines are missing from the combined report: 0\n" in figures
+    assert "combined report equals the ground truth (exact line sets): yes\n" in figures
 
     # The checks are not vacuous: one line dropped, one answer changed, are counted.
     call = next(c for c in run.calls if run.truth.lines[reliability.key(c.scenario)])
@@ -100,3 +105,10 @@ def test_under_load_and_every_fault_no_answer_changes_and_no_line_is_lost() -> N
     other = next(c for c in run.calls if c.result.ok)
     wrong = replace(other, result=replace(other.result, payload=b'{"statusCode": 599}'))
     assert replace(run, calls=[wrong]).wrong_results == [wrong]
+
+
+def test_the_command_line_names_a_bad_window(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        reliability.main(["--window", "0"])
+    assert exit_info.value.code == 2
+    assert "--window 0 must be more than 0 seconds" in capsys.readouterr().err
