@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -125,7 +125,6 @@ class ReliabilityRun:
     retired_reasons: dict[str, int]
     elapsed_s: float
     peak_rss_mib: float
-    notes: list[str] = field(default_factory=list)
 
     @property
     def wrong_results(self) -> list[Call]:
