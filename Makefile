@@ -106,6 +106,15 @@ load-test-quick: install ## Load-test the test stack, 1 iteration
 load-test-full: install ## Load-test the test stack, 5 iterations
 	$(HATCH) run python -m test_stack.loadtest --iterations 5 $(LOAD_TEST_ARGS)
 
+# Faults under load on the local runtime, checked against the ground truth
+# (figures in RELIABILITY.md).
+.PHONY: reliability reliability-soak
+reliability: install ## Load under every S3 fault (about 45 s), containers retired mid-run; prints RELIABILITY.md's figures
+	$(HATCH) run python -m test_stack.reliability
+
+reliability-soak: install ## The long run of the same: 20 s windows, more containers and callers (about 6 minutes)
+	$(HATCH) run python -m test_stack.reliability --soak
+
 # --- CDK: the coverage layer, the examples app and the test stack -----------
 # cdk-synth and build-layer run offline here (coverage.py's Lambda wheels are
 # downloaded once into ~/.cache/lambda-coverage). The deploy targets need an

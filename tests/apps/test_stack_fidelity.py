@@ -25,6 +25,7 @@ from test_stack.instrument import instrument
 from test_stack.layer import build_wrapper_layer
 from test_stack.load_driver import Outcome, drive
 from test_stack.pool import LocalLambda
+from test_stack.reliability import comparable
 from test_stack.report import download_and_merge
 from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
 from test_stack.scenarios import Scenario, scenarios_for
@@ -49,13 +50,6 @@ def read_data(data: CoverageData, into: Measurement) -> None:
     for name in data.measured_files():
         into.lines.setdefault(name, set()).update(data.lines(name) or ())
         into.arcs.setdefault(name, set()).update(data.arcs(name) or ())
-
-
-def answer_of(error_type: str | None, answer: object) -> tuple[str | None, object]:
-    """What must agree between the two runs: the error type, or the status code."""
-    if error_type is not None:
-        return (error_type, None)
-    return (None, answer.get("statusCode") if isinstance(answer, dict) else answer)
 
 
 def in_process(function: LambdaFunction, scenarios: list[Scenario], work: Path) -> Measurement:
@@ -92,7 +86,7 @@ def in_process(function: LambdaFunction, scenarios: list[Scenario], work: Path) 
     )
     outcomes = [json.loads(line) for line in completed.stdout.splitlines()]
     measured = Measurement(
-        {}, {}, [answer_of(o.get("errorType"), o.get("answer")) for o in outcomes]
+        {}, {}, [comparable(o.get("errorType"), o.get("answer")) for o in outcomes]
     )
     data = CoverageData(basename=str(data_file))
     data.read()
@@ -211,7 +205,7 @@ def test_every_file_of_the_stack_was_measured(runs: Runs) -> None:
 
 def test_the_answers_are_identical(runs: Runs) -> None:
     through_runtime = [
-        answer_of(o.result.error_type, o.result.json() if o.result.ok else None)
+        comparable(o.result.error_type, o.result.json() if o.result.ok else None)
         for o in runs.runtime_outcomes
     ]
     assert through_runtime == runs.reference.answers

@@ -223,6 +223,34 @@ def test_without_extensions_the_runtime_is_killed_without_sigterm(
     assert event_lines(events_file) == ["runtime started"]
 
 
+def test_retire_one_waits_for_the_invoke_and_routes_new_ones_elsewhere(
+    local_lambda: PoolFactory,
+) -> None:
+    pool = local_lambda([PROBE], idle_timeout=None, max_concurrency=2)
+    first = pool.invoke("probe", {})
+    results: list[Any] = []
+    busy = threading.Thread(target=lambda: results.append(pool.invoke("probe", {"sleep": 0.5})))
+    busy.start()
+    assert wait_for(lambda: any(c.state is ContainerState.BUSY for c in pool.containers()), 5)
+
+    retired: list[Any] = []
+    retirer = threading.Thread(target=lambda: retired.append(pool.retire_one("probe")))
+    retirer.start()
+    # While it drains, a new invoke goes to a new container.
+    other = pool.invoke("probe", {})
+    busy.join()
+    retirer.join()
+
+    (report,) = retired
+    assert report.container_id == first.container_id == results[0].container_id
+    assert results[0].ok
+    assert other.container_id != first.container_id
+    assert other.init_duration_ms is not None
+    assert [c.id for c in pool.containers()] == [other.container_id]
+    assert pool.retire_one("probe") is not None
+    assert pool.retire_one("probe") is None
+
+
 def test_idle_containers_are_retired(local_lambda: PoolFactory) -> None:
     pool = local_lambda([PROBE], idle_timeout=0.3)
     first = pool.invoke("probe", {})

@@ -86,6 +86,8 @@ class LocalLambda:
         }
         self._containers: dict[str, list[Container]] = {name: [] for name in self.functions}
         self._leased: set[str] = set()
+        #: Containers that take no new invoke: they are retired once free.
+        self._draining: set[str] = set()
         self._changed = threading.Condition()
         self._closed = False
         self.retired: list[ShutdownReport] = []
@@ -157,7 +159,9 @@ class LocalLambda:
                 idle = [
                     c
                     for c in containers
-                    if c.state is ContainerState.IDLE and c.id not in self._leased
+                    if c.state is ContainerState.IDLE
+                    and c.id not in self._leased
+                    and c.id not in self._draining
                 ]
                 if idle:
                     chosen = max(idle, key=lambda c: c.last_used)
@@ -231,6 +235,40 @@ class LocalLambda:
                 self._record_retired(container)
                 self._release(container)
         return reports
+
+    def retire_one(
+        self, function_name: str, *, reason: str = "spindown", timeout: float | None = None
+    ) -> ShutdownReport | None:
+        """Retire a function's least recently used container as soon as it is free.
+
+        From the call on, no new invoke goes to it (as Lambda stops routing
+        events to a sandbox it shuts down): an invoke that needs a container
+        takes another or starts one. Returns ``None`` when the function has no
+        live container, or when it was still busy after ``timeout`` seconds.
+        """
+        name = self._function(function_name).name
+        with self._changed:
+            live = [
+                c
+                for c in self._containers[name]
+                if c.state is not ContainerState.RETIRED and c.id not in self._draining
+            ]
+            if not live:
+                return None
+            chosen = min(live, key=lambda c: c.last_used)
+            self._draining.add(chosen.id)
+            free = self._changed.wait_for(lambda: chosen.id not in self._leased, timeout)
+            if not free or chosen.state is ContainerState.RETIRED:
+                self._draining.discard(chosen.id)
+                return None
+            self._leased.add(chosen.id)
+        try:
+            return chosen.retire(reason)
+        finally:
+            self._record_retired(chosen)
+            with self._changed:
+                self._draining.discard(chosen.id)
+            self._release(chosen)
 
     def _reap(self) -> None:
         assert self.idle_timeout is not None

@@ -180,14 +180,19 @@ class CoverageExtension:
             reason=event.get("shutdownReason"),
             final_snapshot=final,
         )
-        self.upload(deadline)
+        self.upload(deadline, last_chance=True)
 
-    def upload(self, deadline: float) -> None:
-        """Send the spool until ``deadline`` (monotonic); log what happened."""
+    def upload(self, deadline: float, *, last_chance: bool = False) -> None:
+        """Send the spool until ``deadline`` (monotonic); log what happened.
+
+        At ``last_chance`` (SHUTDOWN) a pause after an error does not hold the
+        upload back: the sandbox is going, and whatever waited for the pause
+        to end would be lost with it.
+        """
         if not self.config.s3_bucket or not self.spool.entries(any_process=True):
             return
         uploader = self.uploader()
-        if uploader.paused:
+        if uploader.paused and not last_chance:
             return
         deadline = min(deadline, time.monotonic() + self.config.upload_timeout)
         delivery = deliver_spool(self.spool, uploader, deadline, any_process=True)
