@@ -126,7 +126,9 @@ def test_the_progress_bar_draws_only_on_a_terminal() -> None:
         progress.advance(failed=True)
 
     assert plain.getvalue() == ""
-    assert terminal.getvalue().endswith("] 2/2 invokes, 1 failed\n")
+    last = terminal.getvalue().rstrip("\n").split("\r")[-1]
+    assert " 2/2 " in last, last
+    assert last.endswith(", 1 failed]"), last
 
 
 # Command line -------------------------------------------------------------------

@@ -8,10 +8,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from test_stack.invocations import InvokeResult
 from test_stack.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 Invoker = Callable[[Scenario], InvokeResult]
 
@@ -27,7 +30,7 @@ class Outcome:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; silent anywhere else."""
+    """Invokes done and failed, drawn by tqdm on a terminal; silent anywhere else."""
 
     def __init__(self, total: int, stream: IO[str] | None = None) -> None:
         self.total = total
@@ -36,22 +39,23 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty()
         self._lock = threading.Lock()
+        self._bar: tqdm[Any] | None = None
 
     def advance(self, failed: bool) -> None:
         """Count one finished invoke and redraw."""
         with self._lock:
             self.done += 1
             self.failed += int(failed)
-            if self.enabled:
-                width = 30
-                filled = width * self.done // max(1, self.total)
-                bar = "#" * filled + "." * (width - filled)
-                self.stream.write(
-                    f"\r  [{bar}] {self.done}/{self.total} invokes, {self.failed} failed"
-                )
-                if self.done == self.total:
-                    self.stream.write("\n")
-                self.stream.flush()
+            if not self.enabled:
+                return
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=self.total, file=self.stream, unit=" invokes", leave=True)
+            self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+            self._bar.update(1)
+            if self.done == self.total:
+                self._bar.close()
 
 
 def drive(

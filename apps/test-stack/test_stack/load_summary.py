@@ -76,8 +76,8 @@ def format_summary(summaries: Mapping[str, FunctionSummary]) -> str:
 def format_report(report: CoverageReport) -> str:
     """The coverage table and where the HTML is."""
     lines = [report.table.rstrip()]
-    for key, why in report.skipped:
-        lines.append(f"skipped {key}: {why}")
+    for key, why in report.rejected:
+        lines.append(f"rejected {key}: {why}")
     if report.measured_files:
         lines.append(f"\nHTML report: {(report.html_dir / 'index.html').resolve()}")
     return "\n".join(lines)

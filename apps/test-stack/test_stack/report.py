@@ -44,8 +44,8 @@ class CoverageReport:
     total_percent: float
     stored: list[StoredFile] = field(default_factory=list)
     measured_files: list[str] = field(default_factory=list)
-    #: Objects left out, with the reason.
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Objects rejected (not merged), with the reason.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 def function_of(key: str, metadata: Mapping[str, str], template: str = DEFAULT_KEY_TEMPLATE) -> str:
@@ -115,7 +115,7 @@ def report_from_s3(
     title: str = "Lambda Coverage: test stack",
 ) -> CoverageReport:
     """Download, merge and report everything under ``s3://bucket/prefix``."""
-    combined, stored, skipped = download_and_merge(s3, bucket, prefix, code_dirs, out_dir)
+    combined, stored, rejected = download_and_merge(s3, bucket, prefix, code_dirs, out_dir)
     data_file = out_dir / ".coverage"
     html_dir = out_dir / "html"
     if combined.measured_files():
@@ -129,5 +129,5 @@ def report_from_s3(
         total_percent=total,
         stored=stored,
         measured_files=sorted(combined.measured_files()),
-        skipped=skipped,
+        rejected=rejected,
     )
