@@ -63,15 +63,23 @@ def _trace_this_thread() -> None:
         sys.settrace(installer)
 
 
-def measured_size(data: coverage.CoverageData) -> int:
+def measured_size(data: coverage.CoverageData, context: str | None = None) -> int:
     """How many lines (or arcs, for branch data) ``data`` holds, over all files.
 
+    With ``context``, only those recorded under that context: a line already
+    seen under another context (an earlier run, init) is new under this one.
     The data only grows, so the number changes exactly when something new
     was measured.
     """
-    if data.has_arcs():
-        return sum(len(data.arcs(path) or ()) for path in data.measured_files())
-    return sum(len(data.lines(path) or ()) for path in data.measured_files())
+    if context is not None:
+        data.set_query_context(context)
+    try:
+        if data.has_arcs():
+            return sum(len(data.arcs(path) or ()) for path in data.measured_files())
+        return sum(len(data.lines(path) or ()) for path in data.measured_files())
+    finally:
+        if context is not None:
+            data.set_query_contexts(None)
 
 
 class MeasurementState:
@@ -92,7 +100,8 @@ class Measurement:
         self._cov: coverage.Coverage | None = None
         self._depth = 0
         self._unsaved = False
-        self._saved_size: int | None = None
+        #: The context and its size at the last snapshot written.
+        self._saved_size: tuple[str | None, int] | None = None
         self.state = MeasurementState.IDLE
         self.failure: str | None = None
         self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
@@ -182,7 +191,9 @@ class Measurement:
             data.write()
             if self._depth == 0:
                 self._unsaved = False
-            size = measured_size(data)
+            # Only the context in force grows while it is in force.
+            context = self._full_context()
+            size = (context, measured_size(data, context))
             if size == self._saved_size:
                 return None
             self._saved_size = size
@@ -243,6 +254,13 @@ class Measurement:
         cov.set_option("run:disable_warnings", _QUIET_WARNINGS)
         self._cov = cov
         return cov
+
+    def _full_context(self) -> str | None:
+        """The context coverage.py records under now (``static|dynamic``), once switched."""
+        if self._label is None:
+            return None
+        static = context_label(self._config.function_name, self._config.function_version)
+        return f"{static}|{self._label}"
 
     def _switch_context(self, cov: coverage.Coverage, label: str) -> None:
         # Right after start(), before any measured code: exact on sysmon too
