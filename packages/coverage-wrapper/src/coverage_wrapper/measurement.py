@@ -35,6 +35,9 @@ from coverage_wrapper.scope import measured_scope
 if TYPE_CHECKING:
     import coverage
 
+#: coverage.py's ``sys.monitoring`` core.
+SYSMON = "sysmon"
+
 # Warnings that describe normal Lambda situations, not problems worth a log line.
 _QUIET_WARNINGS = [
     "no-data-collected",
@@ -80,6 +83,22 @@ def measured_size(data: coverage.CoverageData, context: str | None = None) -> in
     finally:
         if context is not None:
             data.set_query_contexts(None)
+
+
+def default_core(branch: bool, configured: object) -> str | None:
+    """The core the wrapper asks for when none is configured; None leaves coverage.py's choice.
+
+    Line-only measurement (``COVERAGE_BRANCH_COVERAGE=false``) on Python 3.12
+    and 3.13 uses ``sysmon``: it stops reporting a line once seen, so a warm
+    handler runs at about its bare speed, where ``ctrace`` calls a C function
+    on every line (BENCHMARKS.md, "coverage.py cores"). Branch data keeps
+    coverage.py's default (``ctrace``): before 3.14 ``sysmon`` cannot measure
+    branches. From 3.14 coverage.py picks ``sysmon`` itself where it can.
+    ``COVERAGE_CORE`` or a ``core`` in the configuration file always wins.
+    """
+    if configured or branch or not (3, 12) <= sys.version_info[:2] < (3, 14):
+        return None
+    return SYSMON
 
 
 class MeasurementState:
@@ -252,6 +271,8 @@ class Measurement:
         )
         cov.set_option("run:relative_files", True)
         cov.set_option("run:disable_warnings", _QUIET_WARNINGS)
+        if default_core(config.branch, cov.get_option("run:core")) == SYSMON:
+            cov.set_option("run:core", SYSMON)
         self._cov = cov
         return cov
 
