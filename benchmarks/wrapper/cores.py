@@ -1,6 +1,6 @@
 """What each coverage.py core costs a warm handler, alone and inside the wrapper, per Python.
 
-Run (one line per interpreter; each needs coverage.py, and the wrapper's
+Run (one ``--python`` per interpreter; each needs coverage.py, and the wrapper's
 source on its path)::
 
     PYTHONPATH=packages/coverage-wrapper/src python benchmarks/wrapper/cores.py \\
