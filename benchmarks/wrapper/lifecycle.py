@@ -19,6 +19,11 @@ the event to the runtime until the runtime posted the answer. The invoke
 phase also counts the extension's work after the answer (billed, not waited
 for by the caller). S3 is moto's server on 127.0.0.1: an upload here is a
 loopback round trip, far cheaper than S3's 20-80 ms.
+
+Peak RSS is the sum over the container's processes (the runtime and, with
+the layer, its extension) of each one's high-water mark (``VmHWM`` in
+``/proc/<pid>/status``), read after the last warm invocation, before the
+container shuts down.
 """
 
 from __future__ import annotations
@@ -123,6 +128,7 @@ class Figures:
     phase_p50_ms: float
     objects_warm: int
     objects_total: int
+    peak_rss_mb: float
 
 
 def variants(code: Path, layer: Layer, bare_layer: Layer) -> list[Variant]:
@@ -197,6 +203,7 @@ class Run:
     objects_before: int = 0
     caller: list[float] = field(default_factory=list)
     phase: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
 
 
 EVENT = {"items": [1, 2, 3]}
@@ -236,6 +243,17 @@ def serve(run: Run, invocations: int) -> None:
         run.caller.append(result.duration_ms)
 
 
+def peak_rss_mb(run: Run) -> float:
+    """The container's processes' peak resident memory, summed, in MiB."""
+    total_kb = 0
+    for container in run.pool.containers(run.variant.function.name):
+        for pid in container.pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+            total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
 def measure_all(
     variants: list[Variant], endpoint: str, work: Path, invocations: int, rounds: int
 ) -> list[Figures]:
@@ -246,6 +264,8 @@ def measure_all(
             for run in runs:
                 serve(run, invocations // rounds)
         warm = {id(r): count_objects(endpoint, r.variant.prefix) - r.objects_before for r in runs}
+        for run in runs:
+            run.peak_rss_mb = peak_rss_mb(run)
     # Every container is retired now: SIGTERM, SHUTDOWN, the last uploads.
     figures = []
     for run in runs:
@@ -259,6 +279,7 @@ def measure_all(
                 phase_p50_ms=statistics.median(run.phase),
                 objects_warm=warm[id(run)],
                 objects_total=count_objects(endpoint, run.variant.prefix),
+                peak_rss_mb=run.peak_rss_mb,
             )
         )
     return figures
@@ -272,8 +293,8 @@ def table(figures: list[Figures], invocations: int) -> str:
     rows = [
         f"| variant | cold start ms | caller p50 ms | caller p99 ms | p50 over bare "
         f"| vs naive's overhead | invoke phase p50 ms | objects per {invocations} warm "
-        "| objects in all |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| objects in all | peak RSS MiB | RSS over bare |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for f in figures:
         extra = f.p50_ms - bare.p50_ms
@@ -282,7 +303,8 @@ def table(figures: list[Figures], invocations: int) -> str:
             ratio = "-"
         rows.append(
             f"| {f.name} | {f.cold_ms:.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} | {extra:+.3f} "
-            f"| {ratio} | {f.phase_p50_ms:.2f} | {f.objects_warm} | {f.objects_total} |"
+            f"| {ratio} | {f.phase_p50_ms:.2f} | {f.objects_warm} | {f.objects_total} "
+            f"| {f.peak_rss_mb:.1f} | {f.peak_rss_mb - bare.peak_rss_mb:+.1f} |"
         )
     return "\n".join(rows)
 

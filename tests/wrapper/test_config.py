@@ -40,6 +40,7 @@ def test_every_documented_variable_is_read() -> None:
             "COVERAGE_ORIGINAL_HANDLER": "app.handler",
             "COVERAGE_S3_KEY_TEMPLATE": " {prefix}{function}/{container}-{pid}-{seq}.coverage ",
             "COVERAGE_RUN_ID": " nightly-42 ",
+            "COVERAGE_RUN_ID_FIELD": " headers.x-test-run ",
             "COVERAGE_FLUSH_POLICY": "interval",
             "COVERAGE_FLUSH_INTERVAL": "15",
             "COVERAGE_SAMPLE_RATE": "0.25",
@@ -64,6 +65,7 @@ def test_every_documented_variable_is_read() -> None:
         original_handler="app.handler",
         key_template="{prefix}{function}/{container}-{pid}-{seq}.coverage",
         run_id="nightly-42",
+        run_id_field=("headers", "x-test-run"),
         flush_policy="interval",
         flush_interval=15.0,
         sample_rate=0.25,
@@ -118,6 +120,12 @@ def test_every_documented_variable_is_read() -> None:
             "COVERAGE_FLUSH_INTERVAL='0' is not a positive number of seconds; using 60.0",
         ),
         (
+            "COVERAGE_RUN_ID_FIELD",
+            "headers..x-test-run",
+            "COVERAGE_RUN_ID_FIELD='headers..x-test-run' is not a dotted path into the event "
+            "such as 'headers.x-test-run'; using no run id from the event",
+        ),
+        (
             "COVERAGE_SPOOL_MAX_FILES",
             "0",
             "COVERAGE_SPOOL_MAX_FILES='0' is not a whole number of at least 1; using 20",
@@ -164,6 +172,7 @@ def test_a_bad_value_is_one_clear_problem_and_the_default(
         "COVERAGE_SAMPLE_RATE": "sample_rate",
         "COVERAGE_FLUSH_POLICY": "flush_policy",
         "COVERAGE_FLUSH_INTERVAL": "flush_interval",
+        "COVERAGE_RUN_ID_FIELD": "run_id_field",
         "COVERAGE_SPOOL_MAX_FILES": "spool_max_files",
         "COVERAGE_S3_PREFIX": "s3_prefix",
         "COVERAGE_S3_KEY_TEMPLATE": "key_template",

@@ -15,10 +15,14 @@ before it), but its ``start()`` re-arms every event with
 again under the new context. The wrapper starts coverage.py at each outermost
 scope anyway; a switch costs one flush of the in-memory data, and it happens
 only when the label changes (the first invocation, a new run id).
+
+The run id is ``COVERAGE_RUN_ID``, or per invocation the value found in the
+event at ``COVERAGE_RUN_ID_FIELD`` (:func:`run_id_in_event`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from coverage_wrapper.keys import key_segment
@@ -29,6 +33,10 @@ INIT = "init"
 INVOCATION = "invocation"
 
 _RUN = "run="
+
+#: The longest run id taken from an event: it becomes part of S3 keys (at most
+#: 1,024 bytes in all) and of every context label.
+MAX_RUN_ID_LENGTH = 128
 
 
 def dynamic_context(phase: str, run_id: str | None) -> str:
@@ -61,3 +69,60 @@ def parse_context(context: str) -> Attribution:
         elif part in (INIT, INVOCATION):
             phase = part
     return Attribution(static=static, phase=phase, run_id=run_id)
+
+
+def run_id_in_event(event: object, path: Sequence[str]) -> object:
+    """The value at ``path`` in ``event``, or None where the event has nothing there.
+
+    Each step is a key of a mapping (the exact key first, then the first key
+    equal to it ignoring case: HTTP header names are case-insensitive, and
+    API Gateway's REST API passes them as the client wrote them while its
+    HTTP API and ALB lower-case them) or, in a list, a 0-based index. A list
+    found at the end (``multiValueHeaders``) gives its first item.
+    """
+    found: object = event
+    for step in path:
+        if isinstance(found, Mapping):
+            if step in found:
+                found = found[step]
+            else:
+                folded = step.casefold()
+                found = next(
+                    (v for k, v in found.items() if isinstance(k, str) and k.casefold() == folded),
+                    None,
+                )
+        elif isinstance(found, list) and step.isdigit():
+            index = int(step)
+            found = found[index] if index < len(found) else None
+        else:
+            return None
+        if found is None:
+            return None
+    if isinstance(found, list):
+        return found[0] if found else None
+    return found
+
+
+def run_id_problem(value: object) -> str | None:
+    """Why ``value`` (found in an event) cannot be a run id, or None when it can.
+
+    A run id from an event is used as it is, so it must already be a key
+    segment (:func:`coverage_wrapper.keys.key_segment` leaves it unchanged):
+    letters, digits and ``. _ = + -``, no leading or trailing dot, at most
+    :data:`MAX_RUN_ID_LENGTH` characters. The reason never repeats the value:
+    a field pointed at the wrong header could hold a credential.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return f"is a {type(value).__name__}, not text"
+    text = str(value)
+    if len(text) > MAX_RUN_ID_LENGTH:
+        return f"has {len(text)} characters, more than {MAX_RUN_ID_LENGTH}"
+    if not text:
+        return "is empty"
+    if key_segment(text) == text:
+        return None
+    unsafe = sorted({ch for ch in text if ch != "." and key_segment(ch) != ch})
+    if not unsafe:
+        return "starts or ends with '.'; a run id has no '.' at either end"
+    shown = " ".join(repr(ch) for ch in unsafe[:5])
+    return f"has the characters {shown}; a run id uses only A-Z a-z 0-9 . _ = + -"

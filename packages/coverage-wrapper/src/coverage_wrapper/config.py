@@ -59,6 +59,9 @@ class WrapperConfig(NamedTuple):
     original_handler: str | None = None
     key_template: str = c.DEFAULT_KEY_TEMPLATE
     run_id: str | None = None
+    #: Where an invocation's own run id is in its event (``headers.x-test-run``),
+    #: as the steps of the dotted path; it wins over ``run_id`` when present.
+    run_id_field: tuple[str, ...] | None = None
     #: None: ``adaptive`` while the layer's extension runs, ``invocation`` otherwise.
     flush_policy: str | None = None
     flush_interval: float = c.DEFAULT_FLUSH_INTERVAL
@@ -120,6 +123,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         original_handler=p.text("original_handler", c.ENV_ORIGINAL_HANDLER) or None,
         key_template=p.key_template("key_template", c.ENV_S3_KEY_TEMPLATE),
         run_id=p.text("run_id", c.ENV_RUN_ID) or None,
+        run_id_field=p.field_path("run_id_field", c.ENV_RUN_ID_FIELD),
         flush_policy=p.choice(
             "flush_policy",
             c.ENV_FLUSH_POLICY,
@@ -261,6 +265,18 @@ class _Parser:
             option, variable, convert, default, expected, shown_default=shown_default
         )
 
+    def field_path(self, option: str, variable: str) -> tuple[str, ...] | None:
+        if not self.text(option, variable):
+            return None
+        return self._convert(
+            option,
+            variable,
+            _field_path,
+            None,
+            "a dotted path into the event such as 'headers.x-test-run'",
+            shown_default="no run id from the event",
+        )
+
     def prefix(self, option: str, variable: str) -> str:
         raw = self._raw(option, variable)
         if raw is None:
@@ -295,3 +311,11 @@ class _Parser:
             )
             return c.DEFAULT_KEY_TEMPLATE
         return template
+
+
+def _field_path(value: Any) -> tuple[str, ...]:
+    """The steps of a dotted path into the event; ValueError when one is empty."""
+    steps = tuple(step.strip() for step in str(value).strip().split("."))
+    if not all(steps):
+        raise ValueError(value)
+    return steps

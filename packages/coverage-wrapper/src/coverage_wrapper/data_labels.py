@@ -14,8 +14,8 @@ from coverage_wrapper.identity import container_id
 from coverage_wrapper.keys import KeyFields, KeyTemplate, key_segment
 
 
-def object_key(config: WrapperConfig, seq: int) -> str:
-    """The S3 key of this process's ``seq``-th data file, from the key template."""
+def object_key(config: WrapperConfig, seq: int, *, run_id: str | None) -> str:
+    """The S3 key of this process's ``seq``-th data file, holding run ``run_id``."""
     fields = KeyFields(
         prefix=config.s3_prefix,
         when=datetime.now(timezone.utc),
@@ -25,13 +25,13 @@ def object_key(config: WrapperConfig, seq: int) -> str:
         container=container_id(),
         pid=os.getpid(),
         seq=seq,
-        run_id=config.run_id,
+        run_id=run_id,
     )
     return KeyTemplate.parse_template(config.key_template).render(fields)
 
 
-def object_metadata(config: WrapperConfig) -> dict[str, str]:
-    """The S3 object metadata of a data file of this process."""
+def object_metadata(config: WrapperConfig, *, run_id: str | None) -> dict[str, str]:
+    """The S3 object metadata of a data file of this process, holding run ``run_id``."""
     metadata = {
         "function": config.function_name,
         "function-version": config.function_version,
@@ -42,9 +42,9 @@ def object_metadata(config: WrapperConfig) -> dict[str, str]:
         "python-version": platform.python_version(),
         "branch": "true" if config.branch else "false",
     }
-    if config.run_id is not None:
+    if run_id is not None:
         # As in the key: S3 metadata must be ASCII.
-        metadata["run-id"] = key_segment(config.run_id)
+        metadata["run-id"] = key_segment(run_id)
     return metadata
 
 

@@ -87,7 +87,12 @@ def _wrap(handler: F, *, options: dict[str, Any]) -> F:
 
     import inspect
 
-    from coverage_wrapper.invocation import context_argument, run_invocation, run_invocation_async
+    from coverage_wrapper.invocation import (
+        context_argument,
+        event_argument,
+        run_invocation,
+        run_invocation_async,
+    )
 
     if inspect.iscoroutinefunction(handler):
 
@@ -97,7 +102,10 @@ def _wrap(handler: F, *, options: dict[str, Any]) -> F:
             if current is None:
                 return await handler(*args, **kwargs)
             return await run_invocation_async(
-                current, context_argument(args, kwargs), lambda: handler(*args, **kwargs)
+                current,
+                context_argument(args, kwargs),
+                lambda: handler(*args, **kwargs),
+                event_argument(args, kwargs),
             )
 
         return cast(F, async_wrapper)
@@ -108,7 +116,10 @@ def _wrap(handler: F, *, options: dict[str, Any]) -> F:
         if current is None:
             return handler(*args, **kwargs)
         return run_invocation(
-            current, context_argument(args, kwargs), lambda: handler(*args, **kwargs)
+            current,
+            context_argument(args, kwargs),
+            lambda: handler(*args, **kwargs),
+            event_argument(args, kwargs),
         )
 
     return cast(F, wrapper)

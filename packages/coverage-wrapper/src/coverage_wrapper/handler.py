@@ -42,7 +42,7 @@ def _initialise() -> Handler:
         session.exit_scope(entered)
 
     def measured(event: Any, context: Any) -> Any:
-        return run_invocation(session, context, lambda: original(event, context))
+        return run_invocation(session, context, lambda: original(event, context), event)
 
     return measured
 

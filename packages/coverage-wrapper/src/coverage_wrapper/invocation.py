@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-def run_invocation(session: ContainerSession, context: Any, call: Callable[[], R]) -> R:
+def run_invocation(
+    session: ContainerSession, context: Any, call: Callable[[], R], event: Any = None
+) -> R:
     """Run ``call()`` (the handler with its arguments) measured, then flush by policy."""
-    invocation = session.begin_invocation(context)
+    invocation = session.begin_invocation(context, event)
     try:
         return call()
     finally:
@@ -26,10 +28,10 @@ def run_invocation(session: ContainerSession, context: Any, call: Callable[[], R
 
 
 async def run_invocation_async(
-    session: ContainerSession, context: Any, call: Callable[[], Awaitable[R]]
+    session: ContainerSession, context: Any, call: Callable[[], Awaitable[R]], event: Any = None
 ) -> R:
     """Await ``call()`` measured, then flush by policy."""
-    invocation = session.begin_invocation(context)
+    invocation = session.begin_invocation(context, event)
     try:
         return await call()
     finally:
@@ -41,3 +43,10 @@ def context_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if len(args) > 1:
         return args[1]
     return kwargs.get("context")
+
+
+def event_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The Lambda event among a handler's arguments (first positional, or ``event=``)."""
+    if args:
+        return args[0]
+    return kwargs.get("event")

@@ -35,6 +35,9 @@ from coverage_wrapper.scope import measured_scope
 if TYPE_CHECKING:
     import coverage
 
+#: coverage.py's ``sys.monitoring`` core.
+SYSMON = "sysmon"
+
 # Warnings that describe normal Lambda situations, not problems worth a log line.
 _QUIET_WARNINGS = [
     "no-data-collected",
@@ -63,15 +66,39 @@ def _trace_this_thread() -> None:
         sys.settrace(installer)
 
 
-def measured_size(data: coverage.CoverageData) -> int:
+def measured_size(data: coverage.CoverageData, context: str | None = None) -> int:
     """How many lines (or arcs, for branch data) ``data`` holds, over all files.
 
+    With ``context``, only those recorded under that context: a line already
+    seen under another context (an earlier run, init) is new under this one.
     The data only grows, so the number changes exactly when something new
     was measured.
     """
-    if data.has_arcs():
-        return sum(len(data.arcs(path) or ()) for path in data.measured_files())
-    return sum(len(data.lines(path) or ()) for path in data.measured_files())
+    if context is not None:
+        data.set_query_context(context)
+    try:
+        if data.has_arcs():
+            return sum(len(data.arcs(path) or ()) for path in data.measured_files())
+        return sum(len(data.lines(path) or ()) for path in data.measured_files())
+    finally:
+        if context is not None:
+            data.set_query_contexts(None)
+
+
+def default_core(branch: bool, configured: object) -> str | None:
+    """The core the wrapper asks for when none is configured; None leaves coverage.py's choice.
+
+    Line-only measurement (``COVERAGE_BRANCH_COVERAGE=false``) on Python 3.12
+    and 3.13 uses ``sysmon``: it stops reporting a line once seen, so a warm
+    handler runs at about its bare speed, where ``ctrace`` calls a C function
+    on every line (BENCHMARKS.md, "coverage.py cores"). Branch data keeps
+    coverage.py's default (``ctrace``): before 3.14 ``sysmon`` cannot measure
+    branches. From 3.14 coverage.py picks ``sysmon`` itself where it can.
+    ``COVERAGE_CORE`` or a ``core`` in the configuration file always wins.
+    """
+    if configured or branch or not (3, 12) <= sys.version_info[:2] < (3, 14):
+        return None
+    return SYSMON
 
 
 class MeasurementState:
@@ -92,7 +119,8 @@ class Measurement:
         self._cov: coverage.Coverage | None = None
         self._depth = 0
         self._unsaved = False
-        self._saved_size: int | None = None
+        #: The context and its size at the last snapshot written.
+        self._saved_size: tuple[str | None, int] | None = None
         self.state = MeasurementState.IDLE
         self.failure: str | None = None
         self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
@@ -182,7 +210,9 @@ class Measurement:
             data.write()
             if self._depth == 0:
                 self._unsaved = False
-            size = measured_size(data)
+            # Only the context in force grows while it is in force.
+            context = self._full_context()
+            size = (context, measured_size(data, context))
             if size == self._saved_size:
                 return None
             self._saved_size = size
@@ -241,8 +271,17 @@ class Measurement:
         )
         cov.set_option("run:relative_files", True)
         cov.set_option("run:disable_warnings", _QUIET_WARNINGS)
+        if default_core(config.branch, cov.get_option("run:core")) == SYSMON:
+            cov.set_option("run:core", SYSMON)
         self._cov = cov
         return cov
+
+    def _full_context(self) -> str | None:
+        """The context coverage.py records under now (``static|dynamic``), once switched."""
+        if self._label is None:
+            return None
+        static = context_label(self._config.function_name, self._config.function_version)
+        return f"{static}|{self._label}"
 
     def _switch_context(self, cov: coverage.Coverage, label: str) -> None:
         # Right after start(), before any measured code: exact on sysmon too

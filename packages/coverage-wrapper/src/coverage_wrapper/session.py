@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from coverage_wrapper import logs
-from coverage_wrapper.attribution import INVOCATION, dynamic_context
+from coverage_wrapper.attribution import (
+    INVOCATION,
+    dynamic_context,
+    run_id_in_event,
+    run_id_problem,
+)
 from coverage_wrapper.config import WrapperConfig, environment_config
 from coverage_wrapper.data_labels import object_key, object_metadata, utc_now
 from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
@@ -75,6 +80,10 @@ class ContainerSession:
         self.schedule = FlushSchedule(config.flush_interval)
         self._guard = TimeoutGuard(self._save_before_timeout)
         self._open_invocations = 0
+        #: The run the data is recorded under now: ``COVERAGE_RUN_ID`` until an
+        #: invocation's event names another (``COVERAGE_RUN_ID_FIELD``).
+        self.run_id = config.run_id
+        self._run_id_problem_logged = False
 
     def start_extension_handoff(self, *, attach: bool) -> bool:
         """With the layer's extension running, save the last snapshot at SIGTERM.
@@ -120,7 +129,7 @@ class ContainerSession:
         """
         if self.measurement is None:
             return False
-        return self.measurement.enter(dynamic_context(phase, self.config.run_id))
+        return self.measurement.enter(dynamic_context(phase, self.run_id))
 
     def exit_scope(self, entered: bool) -> None:
         """Close a scope opened by :meth:`enter_scope`."""
@@ -129,8 +138,12 @@ class ContainerSession:
 
     # Invocations ------------------------------------------------------------
 
-    def begin_invocation(self, context: Any) -> Invocation:
-        """Start measuring one invocation (if sampled). Never raises."""
+    def begin_invocation(self, context: Any, event: Any = None) -> Invocation:
+        """Start measuring one invocation (if sampled). Never raises.
+
+        With ``COVERAGE_RUN_ID_FIELD`` set, ``event`` may name the run this
+        invocation belongs to (see :meth:`follow_run`).
+        """
         token = None
         try:
             token = logs.request_id.set(_request_id(context))
@@ -141,6 +154,7 @@ class ContainerSession:
             rate = self.config.sample_rate
             sampled = rate >= 1.0 or (rate > 0.0 and random.random() < rate)
             if sampled and outermost and self.measurement is not None:
+                self.follow_run(self._event_run_id(event), context)
                 self._arm_timeout_guard(context)
             return Invocation(token, self.enter_scope() if sampled else False)
         except Exception as exc:  # noqa: BLE001 - never break the function
@@ -176,6 +190,46 @@ class ContainerSession:
                 with contextlib.suppress(ValueError):
                     logs.request_id.reset(invocation.request_token)
 
+    # Runs -------------------------------------------------------------------
+
+    def follow_run(self, run_id: str | None, context: Any = None) -> None:
+        """Record from now on under ``run_id``, after flushing the old run's data under its key.
+
+        Only between measurements (an outermost invocation about to start):
+        the new label then takes effect right after coverage.py starts, which
+        is exact on every core. While another scope is open (a concurrent
+        invocation in another thread) the run in force is kept.
+        """
+        if run_id == self.run_id or self.measurement is None or self.measurement.active:
+            return
+        # Snapshots are cumulative, so later ones (under the new run's key)
+        # hold this run's contexts too; this flush is what puts the lines
+        # measured since the last one under a key of their own run.
+        self.flush(context)
+        self.run_id = run_id
+
+    def _event_run_id(self, event: Any) -> str | None:
+        """This invocation's run id: the event's, else ``COVERAGE_RUN_ID``."""
+        path = self.config.run_id_field
+        if path is None:
+            return self.config.run_id
+        found = run_id_in_event(event, path)
+        if found is None:
+            return self.config.run_id
+        problem = run_id_problem(found)
+        if problem is None:
+            return str(found)
+        if not self._run_id_problem_logged:
+            self._run_id_problem_logged = True
+            message = (
+                f"The run id at COVERAGE_RUN_ID_FIELD={'.'.join(path)!r} {problem}; such "
+                "invocations are recorded under COVERAGE_RUN_ID (or no run id). Send a run id "
+                "such as 'ci-1234' (only this first bad value is logged)"
+            )
+            self.status.add_problem(message)
+            log(logging.WARNING, message, problem="configuration")
+        return self.config.run_id
+
     # Flush ------------------------------------------------------------------
 
     def flush_if_due(self, context: Any, measured: int) -> FlushRecord | None:
@@ -209,13 +263,13 @@ class ContainerSession:
             if data_path is None:
                 return None
             self._seq += 1
-            key = object_key(self.config, self._seq)
+            key = object_key(self.config, self._seq, run_id=self.run_id)
             try:
                 entry = self.spool.add(
                     data_path,
                     name=f"{container_id()}-{os.getpid()}-{self._seq:06d}",
                     key=key,
-                    metadata=object_metadata(self.config),
+                    metadata=object_metadata(self.config, run_id=self.run_id),
                     seq=self._seq,
                 )
             except OSError as exc:

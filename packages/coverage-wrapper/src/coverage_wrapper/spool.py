@@ -8,8 +8,9 @@ the layer's extension, which uploads for every process of the sandbox while
 they are between invocations, takes them all.
 
 Snapshots of one process are cumulative, so a newer entry of a process makes
-its older ones redundant: they are removed as *superseded*, which loses
-nothing. The spool is bounded: past ``max_files`` the oldest entries are
+its older ones of the same run redundant: they are removed as *superseded*,
+which loses nothing. An entry of another run stays: its key is the only one
+that names that run. The spool is bounded: past ``max_files`` the oldest entries are
 dropped, counted and logged.
 """
 
@@ -121,10 +122,15 @@ class Spool:
                 path.unlink()
 
     def remove_superseded(self, newest: SpoolEntry) -> int:
-        """Remove this process's entries older than ``newest``; return how many."""
+        """Remove this process's entries of the same run older than ``newest``; return how many."""
         removed = 0
+        run = newest.metadata.get("run-id")
         for entry in self.entries():
-            if entry.pid == newest.pid and entry.seq < newest.seq:
+            if (
+                entry.pid == newest.pid
+                and entry.seq < newest.seq
+                and entry.metadata.get("run-id") == run
+            ):
                 self.remove(entry)
                 removed += 1
         return removed
