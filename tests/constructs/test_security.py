@@ -262,9 +262,10 @@ def test_the_evaluator_refuses_what_it_cannot_judge() -> None:
     assert decide(request, resource=[statement]) == "explicit-deny"
 
 
-#: Where a layer's files may be: the wrapper, coverage.py per Python, the extension.
+#: Where a layer's files may be: the wrapper and the combiner, coverage.py per Python, the
+#: extension (``lambda-coverage-layer validate`` checks the same layout its own way).
 LAYER_LAYOUT: Final = re.compile(
-    r"python/coverage_wrapper/[\w./-]+"
+    r"python/coverage_(wrapper|combiner)/[\w./-]+"
     r"|python/lib/python3\.\d+/site-packages/"
     r"(coverage/[\w./-]+|coverage-[\w.]+\.dist-info/[\w./-]+|\w+\.pth)"
     r"|extensions/[\w.-]+"

@@ -39,7 +39,9 @@ def test_the_layer_release_publishes_with_an_oidc_role() -> None:
     (credentials,) = [s for s in steps if s.get("uses", "").startswith("aws-actions/")]
     assert set(credentials["with"]) == {"role-to-assume", "aws-region"}
     commands = "\n".join(s.get("run", "") for s in steps)
-    assert "coverage_cdk_constructs.build_layer --output dist/layers" in commands
+    build = commands.index("lambda-coverage-layer build --output dist/layers")
+    validate = commands.index("lambda-coverage-layer validate dist/layers/*.zip")
+    assert build < validate < commands.index("lambda-coverage-layer publish")
     assert "--regions commercial" in commands
     assert "gh release upload" in commands
 
