@@ -31,9 +31,21 @@ def get_coverage_status() -> dict[str, Any]:
         spool_files, spool_bytes = session.spool.backlog()
         if session.measurement is not None:
             m = session.measurement
-            measurement = {"state": m.state, "core": m.core(), "failure": m.failure}
+            measurement = {
+                "state": m.state,
+                "core": m.core(),
+                "failure": m.failure,
+                "unsafe_snapshots": m.unsafe_snapshots,
+            }
             if m.failure and m.failure not in problems:
                 problems.append(m.failure)
+            if m.unsafe_snapshots:
+                problems.append(
+                    f"{m.unsafe_snapshots} snapshot(s) were saved while code was measured "
+                    f"(before a timeout or at shutdown) with coverage.py {coverage_version()}, "
+                    "which drops lines other threads record during the save: lines may be "
+                    "missing; use coverage.py 7.17.4 or newer"
+                )
             if m.state == "external":
                 problems.append(
                     "another coverage measurement (pytest-cov, COVERAGE_PROCESS_START) runs "
