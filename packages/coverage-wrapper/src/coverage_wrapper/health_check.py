@@ -74,6 +74,7 @@ def get_coverage_status() -> dict[str, Any]:
             "version": config.function_version,
             "key_template": config.key_template,
             "run_id": config.run_id,
+            "ignored_options": list(session.status.ignored_options) if session else [],
         },
         "last_flush": status.get("last_flush"),
         "counters": {k: v for k, v in status.items() if k != "last_flush"},
