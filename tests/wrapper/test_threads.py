@@ -153,7 +153,7 @@ def test_a_snapshot_taken_while_threads_are_measured_keeps_or_reports_their_line
         assert health["status"] == "healthy", health["problems"]
     else:
         # coverage.py before 7.17.4 may drop lines here; the health check says so.
-        assert lines["gen.py"] <= body_lines(total)
+        assert lines.get("gen.py", set()) <= body_lines(total)
         assert health["measurement"]["unsafe_snapshots"] > 0
         assert health["status"] == "degraded"
         assert any("use coverage.py 7.17.4 or newer" in p for p in health["problems"])
