@@ -1,7 +1,6 @@
 """S3 endpoints for the wrapper's tests: moto's server, and a proxy that injects faults.
 
-moto's server itself is the test stack's (:mod:`test_stack.s3_server`). The
-proxy sits between the wrapper and moto's server on 127.0.0.1: requests
+The proxy sits between the wrapper and moto's server on 127.0.0.1: requests
 go through unchanged unless a fault is queued, in which case the proxy answers
 with the status and S3 error document that S3 itself sends. So the wrapper's
 real boto3 client, its retries and its error classification all run.
@@ -9,15 +8,40 @@ real boto3 client, its retries and its error classification all run.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import logging
+import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from test_stack.s3_server import free_port, moto_s3_server
-
 __all__ = ["FaultProxy", "free_port", "moto_s3_server"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_s3_server() -> Iterator[str]:
+    """Run moto's server on 127.0.0.1 for the duration of the block; yield its URL."""
+    from moto.server import ThreadedMotoServer
+
+    # The server logs every request through werkzeug; keep the output readable.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 @dataclass(frozen=True)

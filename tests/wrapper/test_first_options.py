@@ -38,7 +38,8 @@ def test_a_second_handlers_options_are_ignored_and_named(
     health = health_check_handler()
     assert health["status"] == "degraded"
     assert health["problems"] == [
-        "Handlers in this process asked for different coverage options; "
+        "Handlers in this process asked for different coverage options (s3_prefix); "
         "the first configuration is used for all of them"
     ]
+    assert health["configuration"]["ignored_options"] == ["s3_prefix"]
     assert health["configuration"]["s3_prefix"] == "first/"

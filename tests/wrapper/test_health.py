@@ -125,3 +125,32 @@ def _core_in_use() -> str:
     if requested:
         return requested
     return "sysmon" if sys.version_info >= (3, 14) else "ctrace"
+
+
+def test_a_second_handler_s_options_are_ignored_and_named(
+    task_root: Path, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    from tests.wrapper.conftest import uploads
+
+    write_module(task_root, "orders.py", ORDERS)
+    import orders
+
+    first = coverage_handler(branch=True)(orders.handler)
+    second = coverage_handler(branch=False, s3_prefix="other/")(orders.handler)
+    assert first({"prices": [4]}, lambda_context("req-1")) == second(
+        {"prices": [4]}, lambda_context("req-2")
+    )
+    health = health_check_handler()
+    assert health["configuration"]["ignored_options"] == ["branch", "s3_prefix"]
+    assert health["configuration"]["branch"] is True
+    assert health["status"] == "degraded"
+    assert any("(branch, s3_prefix)" in p for p in health["problems"])
+    # The second handler's data is measured and stored with the first's options.
+    found = uploads(s3, bucket, tmp_path)
+    assert found
+    assert all(upload.has_arcs for upload in found)
+    assert not any(upload.key.startswith("other/") for upload in found)
+
+
+def test_one_handler_ignores_no_option(served: Any) -> None:
+    assert health_check_handler()["configuration"]["ignored_options"] == []

@@ -32,9 +32,21 @@ def get_coverage_status() -> dict[str, Any]:
         spool_files, spool_bytes = session.spool.backlog()
         if session.measurement is not None:
             m = session.measurement
-            measurement = {"state": m.state, "core": m.core(), "failure": m.failure}
+            measurement = {
+                "state": m.state,
+                "core": m.core(),
+                "failure": m.failure,
+                "unsafe_snapshots": m.unsafe_snapshots,
+            }
             if m.failure and m.failure not in problems:
                 problems.append(m.failure)
+            if m.unsafe_snapshots:
+                problems.append(
+                    f"{m.unsafe_snapshots} snapshot(s) were saved while code was measured "
+                    f"(before a timeout or at shutdown) with coverage.py {coverage_version()}, "
+                    "which drops lines other threads record during the save: lines may be "
+                    "missing; use coverage.py 7.17.4 or newer"
+                )
             if m.state == "external":
                 problems.append(
                     "another coverage measurement (pytest-cov, COVERAGE_PROCESS_START) runs "
@@ -62,6 +74,7 @@ def get_coverage_status() -> dict[str, Any]:
             "version": config.function_version,
             "key_template": config.key_template,
             "run_id": config.run_id,
+            "ignored_options": list(session.status.ignored_options) if session else [],
         },
         "last_flush": status.get("last_flush"),
         "counters": {k: v for k, v in status.items() if k != "last_flush"},

@@ -370,9 +370,16 @@ def get_session(config: WrapperConfig | None = None) -> ContainerSession:
             _session = ContainerSession(config or environment_config())
             _session.start_extension_handoff(attach=False)
         elif config is not None and _comparable(config) != _comparable(_session.config):
+            first = _session.config
+            ignored = sorted(
+                name
+                for name in first._fields
+                if name != "problems" and getattr(config, name) != getattr(first, name)
+            )
+            _session.status.add_ignored_options(ignored)
             _session.status.add_problem(
-                "Handlers in this process asked for different coverage options; "
-                "the first configuration is used for all of them"
+                "Handlers in this process asked for different coverage options "
+                f"({', '.join(ignored)}); the first configuration is used for all of them"
             )
         return _session
 

@@ -33,6 +33,8 @@ class ProcessStatus:
     superseded_files: int = 0
     last_flush: FlushRecord | None = None
     problems: list[str] = field(default_factory=list)
+    #: Options a later handler asked for that the process's first configuration overrode.
+    ignored_options: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_problem(self, problem: str) -> None:
@@ -40,6 +42,11 @@ class ProcessStatus:
         with self.lock:
             if problem not in self.problems:
                 self.problems.append(problem)
+
+    def add_ignored_options(self, names: list[str]) -> None:
+        """Remember options of a later handler that the first configuration overrode."""
+        with self.lock:
+            self.ignored_options = sorted({*self.ignored_options, *names})
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy."""
