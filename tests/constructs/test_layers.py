@@ -239,3 +239,53 @@ def test_a_region_table_without_fallback_warns_that_other_regions_fail() -> None
             "the stack an env with its region [ack: lambda-coverage:region-table]",
         )
     ]
+
+
+def test_the_layers_of_a_release_manifest_by_name_version_and_region(tmp_path: Path) -> None:
+    from coverage_cdk_constructs.manifest import RegionEntry, update_manifest
+
+    manifest = tmp_path / "layers.json"
+    for architecture, name, versions in (
+        ("x86_64", "lambda-coverage-x86_64", {"eu-west-1": 4, "us-east-1": 5}),
+        ("arm64", "team-coverage-arm", {"eu-west-1": 6}),
+    ):
+        update_manifest(
+            manifest,
+            architecture,
+            name,
+            [
+                RegionEntry(
+                    region,
+                    f"arn:aws:lambda:{region}:{PUBLISHER}:layer:{name}:{version}",
+                    version,
+                    "0" * 64,
+                    "0.1.0",
+                )
+                for region, version in versions.items()
+            ],
+        )
+    stack = cdk.Stack(cdk.App(), "FromManifest", env=cdk.Environment(region="eu-west-1"))
+    layers = CoverageLayers.from_manifest(stack, "Layers", manifest)
+    assert layers.x86_64 is not None
+    assert layers.arm64 is not None
+    arns = [render(stack.resolve(lay.layer_version_arn)) for lay in (layers.x86_64, layers.arm64)]
+    assert arns == [
+        f"arn:<AWS::Partition>:lambda:eu-west-1:{PUBLISHER}:layer:lambda-coverage-x86_64:4",
+        f"arn:<AWS::Partition>:lambda:eu-west-1:{PUBLISHER}:layer:team-coverage-arm:6",
+    ]
+    elsewhere = cdk.Stack(cdk.App(), "Elsewhere", env=cdk.Environment(region="us-east-1"))
+    x86_only = CoverageLayers.from_manifest(
+        elsewhere, "Layers", manifest, architectures=[lambda_.Architecture.X86_64]
+    )
+    assert x86_only.arm64 is None
+    assert x86_only.x86_64 is not None
+    x86_arn = render(elsewhere.resolve(x86_only.x86_64.layer_version_arn))
+    assert x86_arn.endswith(f":{PUBLISHER}:layer:lambda-coverage-x86_64:5")
+    us_stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(region="us-east-1"))
+    with pytest.raises(
+        ValueError,
+        match=r"LayersArm64: the layer is not published in us-east-1; it is in eu-west-1 ",
+    ):
+        CoverageLayers.from_manifest(us_stack, "Layers", manifest)
+    with pytest.raises(ValueError, match="lists no published layer"):
+        CoverageLayers.from_manifest(stack, "None", tmp_path / "missing.json")

@@ -10,6 +10,8 @@ the other architecture with an error that names the function.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from aws_cdk import aws_lambda as lambda_
@@ -125,6 +127,49 @@ class CoverageLayers:
                 region=region,
                 account=account,
                 default_version=default_version,
+            )
+        return cls(**made)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        scope: Construct,
+        construct_id: str,
+        manifest: str | PathLike[str],
+        *,
+        region: str | None = None,
+        architectures: Sequence[lambda_.Architecture] | None = None,
+    ) -> CoverageLayers:
+        """The published layers that a release's ``layers.json`` lists (from ``publish``).
+
+        Layer names, versions per region and the publisher's account all come
+        from the manifest; an environment-agnostic stack gets the region table
+        (see :func:`~coverage_cdk_constructs.published.published_layer`).
+
+        :param architectures: default: every architecture the manifest lists.
+        """
+        from coverage_cdk_constructs.manifest import publisher_account, read_manifest
+
+        layers = read_manifest(Path(manifest))
+        if not layers:
+            raise ValueError(f"{construct_id}: {manifest} lists no published layer")
+        chosen = architectures or [a for a in ARCHITECTURES if a.name in layers]
+        made: dict[str, lambda_.ILayerVersion] = {}
+        for architecture in chosen:
+            entry = layers.get(architecture.name)
+            if entry is None:
+                raise ValueError(
+                    f"{construct_id}: {manifest} has no {architecture.name} layer; "
+                    "pass architectures= without it"
+                )
+            made[architecture.name] = published_layer(
+                scope,
+                construct_id + architecture_suffix(architecture),
+                version={region: e.version for region, e in entry.regions.items()},
+                architecture=architecture,
+                region=region,
+                account=publisher_account(layers),
+                layer_name=entry.layer_name,
             )
         return cls(**made)
 

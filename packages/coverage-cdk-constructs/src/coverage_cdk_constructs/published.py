@@ -21,16 +21,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.interfaces import aws_lambda as lambda_refs
 from constructs import Construct
 
+from coverage_cdk_constructs.manifest import published_layer_name
+
 #: The account that publishes the layer. Not fixed in this release: pass ``account=``.
 PUBLISHER_ACCOUNT: Final[str | None] = None
-LAYER_NAME_PREFIX: Final = "lambda-coverage"
 #: The warning on an env-agnostic stack whose region table has no fallback.
 REGION_TABLE_WARNING: Final = "lambda-coverage:region-table"
-
-
-def published_layer_name(architecture: lambda_.Architecture) -> str:
-    """``lambda-coverage-x86_64`` or ``lambda-coverage-arm64``."""
-    return f"{LAYER_NAME_PREFIX}-{architecture.name}"
 
 
 @jsii.implements(lambda_.ILayerVersion)
@@ -95,6 +91,7 @@ def published_layer(
     region: str | None = None,
     account: str | None = None,
     default_version: int | None = None,
+    layer_name: str | None = None,
 ) -> PublishedCoverageLayer:
     """The published layer for ``architecture`` in the stack's (or ``region``'s) region.
 
@@ -104,6 +101,7 @@ def published_layer(
         (``Fn::FindInMap`` with ``DefaultValue``, which adds the
         ``AWS::LanguageExtensions`` transform); without it, such a stack gets a
         warning that other regions fail at deploy time.
+    :param layer_name: default ``lambda-coverage-<architecture>`` (``publish --layer-name``).
     """
     owner = account or PUBLISHER_ACCOUNT
     if owner is None:
@@ -113,7 +111,7 @@ def published_layer(
         )
     where = region or Stack.of(scope).region
     number = _version_in(scope, construct_id, version, where, default_version)
-    name = published_layer_name(architecture)
+    name = layer_name or published_layer_name(architecture.name)
     arn = f"arn:{Aws.PARTITION}:lambda:{where}:{owner}:layer:{name}:{number}"
     layer = PublishedCoverageLayer(
         scope, construct_id, layer_version_arn=arn, architecture=architecture
