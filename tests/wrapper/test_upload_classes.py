@@ -59,7 +59,7 @@ def test_each_failure_is_classified(
 ) -> None:
     uploader = S3Uploader(bucket, timeout=5, region="eu-west-1")
     proxy.inject(*[fault] * 100)
-    failure = put(uploader, 0.5)
+    failure = put(uploader, 2.0)
     assert failure is not None
     assert (failure.kind, failure.code) == (kind, fault.code)
     attempts = len(proxy.log.puts())
