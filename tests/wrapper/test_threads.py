@@ -192,12 +192,41 @@ def test_a_thread_that_existed_before_measuring_started_is_measured(
     assert def_lines(1).isdisjoint(union_lines(uploads(s3, bucket, tmp_path))["gen.py"])
 
 
-@pytest.mark.parametrize(("version", "unsafe"), [((7, 17, 3), 2), ((7, 17, 4), 0)])
+@pytest.mark.parametrize(
+    ("core", "version", "unsafe"),
+    [
+        pytest.param(
+            "sysmon",
+            (7, 17, 3),
+            2,
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"
+            ),
+        ),
+        pytest.param(
+            "sysmon",
+            (7, 17, 4),
+            0,
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"
+            ),
+        ),
+        # The trace function core traces only the switching thread at the switch.
+        ("ctrace", (7, 17, 3), 0),
+    ],
+)
 def test_a_context_switch_while_threads_run_is_counted_on_an_old_coverage(
-    task_root: Path, monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int], unsafe: int
+    task_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    core: str,
+    version: tuple[int, int, int],
+    unsafe: int,
 ) -> None:
     # Switching from init to invocation flushes coverage.py's collected data,
     # as a save while measuring does: unsafe before 7.17.4 while threads run.
+    monkeypatch.setenv("COVERAGE_CORE", core)
+    # sysmon measures branches only from 3.14 on.
+    monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
     monkeypatch.setattr(coverage, "version_info", (*version, "final", 0))
     write_module(task_root, "gen.py", generated_module(2))
     import gen

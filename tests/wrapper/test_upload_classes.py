@@ -58,6 +58,9 @@ def test_each_failure_is_classified(
     proxy: FaultProxy, bucket: str, fault: Fault, kind: str
 ) -> None:
     uploader = S3Uploader(bucket, timeout=5, region="eu-west-1")
+    # Make the client first, so that the budget is spent on attempts.
+    assert put(uploader, 2.0) is None
+    proxy.log.requests.clear()
     proxy.inject(*[fault] * 100)
     failure = put(uploader, 2.0)
     assert failure is not None

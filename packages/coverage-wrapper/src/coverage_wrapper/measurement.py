@@ -321,10 +321,15 @@ class Measurement:
     def _switch_context(self, cov: coverage.Coverage, label: str) -> None:
         # Right after start(), before any measured code: exact on sysmon too
         # (start() re-arms every line event).
-        if threading.active_count() > 1 and not flush_keeps_concurrent_lines():
+        if (
+            threading.active_count() > 1
+            and self.core() == "SysMonitor"
+            and not flush_keeps_concurrent_lines()
+        ):
             # Switching flushes what was collected, the same flush as a save
-            # while measuring: another thread (traced at once on sysmon, or
-            # started meanwhile) may lose lines it records during it.
+            # while measuring. On sysmon every thread is traced from start()
+            # on, so another thread may lose lines it records during it; the
+            # trace-function cores trace only this thread yet.
             self.unsafe_snapshots += 1
         try:
             cov.switch_context(label)
