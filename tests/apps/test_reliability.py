@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from coverage_wrapper.extension import INVOKE_UPLOAD_BUDGET
 from test_stack import reliability
 from test_stack.faults import FAULTS, Fault, FaultProxy
 from test_stack.layer import Layer
@@ -66,6 +67,43 @@ def test_lines_measured_during_a_fault_reach_s3_once_it_clears(
     assert [plain.json()["answer"], during.json()["answer"]] == ["took a", "took b"]
     assert (
         lines_in_s3(s3_endpoint, prefix, tmp_path) == INIT_LINES | PATH_LINES["a"] | PATH_LINES["b"]
+    )
+
+
+def test_a_5xx_outage_holds_no_invoke_phase_past_the_upload_budget(
+    local_lambda: PoolFactory,
+    s3_endpoint: str,
+    layer: Layer,
+    prefix: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    # The upload timeout is the default: the per-invoke budget, not it, bounds the phase.
+    function = measured(
+        layer, prefix, COVERAGE_FLUSH_POLICY="invocation", COVERAGE_UPLOAD_TIMEOUT="30"
+    )
+    pool = local_lambda([function], environment=s3_environment(proxy.url), idle_timeout=None)
+    pool.invoke("paths", {"path": "a"})  # imports boto3 in the extension, outside the window
+    with proxy.window("unavailable"):
+        during = [pool.invoke("paths", {"path": path}) for path in ["b", "c", "none", "b", "c"]]
+    assert proxy.counts["unavailable"] >= 1, "the fault never met an upload"
+    after = pool.invoke("paths", {"path": "a"})
+    pool.retire()
+
+    # The "none" path raises, as it does without the layer.
+    assert [r.error_type for r in [*during, after]] == [None, None, "ValueError", None, None, None]
+    phases = [r.phase_ms for r in during]
+    assert None not in phases, phases
+    budget_ms = INVOKE_UPLOAD_BUDGET * 1000
+    # Each invoke phase ends within the budget (before: the whole upload
+    # timeout, 30 s, after every invocation of the outage) ...
+    assert max(p or 0.0 for p in phases) < budget_ms + 1000, phases
+    # ... and, uploads pausing after the first failure, most end at once.
+    assert sum((p or 0.0) > budget_ms / 2 for p in phases) <= 2, phases
+    # Nothing was lost: what was measured during the outage reached S3 after it.
+    assert (
+        lines_in_s3(s3_endpoint, prefix, tmp_path)
+        == INIT_LINES | PATH_LINES["a"] | PATH_LINES["b"] | PATH_LINES["c"] | PATH_LINES["none"]
     )
 
 

@@ -171,12 +171,18 @@ def fault(
         monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "0.5")
         proxy.inject(*[INTERNAL_ERROR] * 200)
 
-        def retried() -> None:
-            last_error("InternalError")()
-            # Transient errors are retried within the budget.
-            assert len(proxy.log.puts()) > len(EVENTS)
+        def retried_then_paused() -> None:
+            last_error("uploads paused after: S3 answered InternalError")()
+            # Tried (and retried while the first flush's budget lasted, see
+            # test_upload_classes); then uploads pause, so the later flushes
+            # of the outage do not pay for it again.
+            puts = proxy.log.puts()
+            assert {status for _, _, status in puts} == {500}
+            session = current_session()
+            assert session is not None
+            assert session.status.failed_uploads == 1
 
-        yield FaultSetup("failed", True, retried)
+        yield FaultSetup("spooled", True, retried_then_paused)
     elif name == "s3_throttling":
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
         proxy.inject(SLOW_DOWN, SLOW_DOWN)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from coverage_wrapper import CoverageContext, coverage_handler
+from coverage_wrapper.constants import FlushPolicy
 from coverage_wrapper.flush_policy import (
     ADAPTIVE_FIRST_INVOCATIONS,
     FlushSchedule,
@@ -32,7 +33,7 @@ class Clock:
         return self.now
 
 
-def flushes(policy: str, gaps: list[float], interval: float = 60.0) -> list[bool]:
+def flushes(policy: FlushPolicy, gaps: list[float], interval: float = 60.0) -> list[bool]:
     """Which of a series of invocations (``gaps`` seconds apart) flush under ``policy``."""
     clock = Clock()
     schedule = FlushSchedule(interval, clock)
@@ -88,7 +89,9 @@ def test_adaptive_flushes_the_first_invocations_then_per_interval() -> None:
         ("shutdown", False, "interval"),
     ],
 )
-def test_the_policy_in_force(configured: str | None, extension: bool, expected: str) -> None:
+def test_the_policy_in_force(
+    configured: FlushPolicy | None, extension: bool, expected: FlushPolicy
+) -> None:
     assert effective_policy(configured, extension) == expected
 
 

@@ -190,3 +190,64 @@ def test_a_thread_that_existed_before_measuring_started_is_measured(
     handler(2, lambda_context("req-after"))
     assert union_lines(uploads(s3, bucket, tmp_path)) == {"gen.py": body_lines(3)}
     assert def_lines(1).isdisjoint(union_lines(uploads(s3, bucket, tmp_path))["gen.py"])
+
+
+@pytest.mark.parametrize(
+    ("core", "version", "unsafe"),
+    [
+        pytest.param(
+            "sysmon",
+            (7, 17, 3),
+            2,
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"
+            ),
+        ),
+        pytest.param(
+            "sysmon",
+            (7, 17, 4),
+            0,
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"
+            ),
+        ),
+        # The trace function core traces only the switching thread at the switch.
+        ("ctrace", (7, 17, 3), 0),
+    ],
+)
+def test_a_context_switch_while_threads_run_is_counted_on_an_old_coverage(
+    task_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    core: str,
+    version: tuple[int, int, int],
+    unsafe: int,
+) -> None:
+    # Switching from init to invocation flushes coverage.py's collected data,
+    # as a save while measuring does: unsafe before 7.17.4 while threads run.
+    monkeypatch.setenv("COVERAGE_CORE", core)
+    # sysmon measures branches only from 3.14 on.
+    monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
+    monkeypatch.setattr(coverage, "version_info", (*version, "final", 0))
+    write_module(task_root, "gen.py", generated_module(2))
+    import gen
+
+    from coverage_wrapper.attribution import INIT
+    from coverage_wrapper.session import get_session
+
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait)
+    waiter.start()
+    try:
+        session = get_session()
+        for phase in [INIT, "invocation", "invocation"]:
+            entered = session.enter_scope(phase)
+            assert entered
+            gen.f0()
+            session.exit_scope(entered)
+    finally:
+        stop.set()
+        waiter.join()
+    health = health_check_handler()
+    # Two switches (to init, then to invocation); the third scope switches nothing.
+    assert health["measurement"]["unsafe_snapshots"] == unsafe
+    assert (health["status"] == "degraded") is (unsafe > 0), health["problems"]

@@ -149,6 +149,8 @@ def test_a_failed_upload_stays_in_the_spool_and_goes_first_next_time(
 
         proxy.faults.clear()
         proxy.log.requests.clear()
+        # The outage paused uploads for a second: as if it had run out.
+        session.uploader().paused_until = 0.0
         handler({"prices": [100, 20]}, lambda_context("second"))
         sent = [path for method, path, status in proxy.log.puts() if status == 200]
     # The orphan went first; the first snapshot was superseded by the second,

@@ -43,14 +43,19 @@ def test_a_silent_endpoint_holds_the_call_no_longer_than_its_remaining_time(
     handler = coverage_handler(app.handler)
     # The first call also creates the S3 client (once per process, ~0.3 s).
     assert handler({"n": 1}, lambda_context(remaining_ms=600)) == 1
+    session = current_session()
+    assert session is not None
+    # A read that timed out pauses uploads for a second (a transient failure):
+    # as if that pause had run out, so that the second call tries again.
+    assert session.upload_pause_reason is not None
+    assert "ReadTimeoutError" in session.upload_pause_reason
+    session.uploader().paused_until = 0.0
     started = time.monotonic()
     assert handler({"n": 2}, lambda_context("req-2", remaining_ms=600)) == 2
     elapsed = time.monotonic() - started
     # Within what the invocation had left (the budget is that minus the margin);
     # botocore alone would wait two seconds for a "100 Continue" first.
     assert elapsed < 0.6, elapsed
-    session = current_session()
-    assert session is not None
     last = session.status.last_flush
     assert last is not None
     assert last.outcome == "failed"

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Final
@@ -287,6 +288,7 @@ class Container:
         settled = api.wait_until(
             lambda: api.quiescent() or self._any_exited(), max(0.0, deadline - time.monotonic())
         )
+        settled_at = time.monotonic()
         self.invocations += 1
         if settled and not self._any_exited():
             self._freeze()
@@ -294,7 +296,8 @@ class Container:
             self.last_used = time.monotonic()
         else:
             self.retire("failure" if self._any_exited() else "timeout")
-        return result
+            return result
+        return replace(result, phase_ms=(settled_at - (invocation.delivered_at or started)) * 1000)
 
     def _failed_invoke(
         self, invocation: Invocation, started: float, init_ms: float | None

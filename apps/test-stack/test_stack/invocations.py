@@ -42,6 +42,10 @@ class InvokeResult:
     duration_ms: float
     #: Set on the invoke that started the container (a cold start).
     init_duration_ms: float | None = None
+    #: From the event's delivery until the runtime and every extension asked
+    #: for their next event: the invoke phase, during which the sandbox takes
+    #: no other event (None when it never ended: the container was retired).
+    phase_ms: float | None = None
 
     @property
     def ok(self) -> bool:

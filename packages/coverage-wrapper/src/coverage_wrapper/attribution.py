@@ -24,14 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from coverage_wrapper.keys import key_segment
 
+#: What lines are attributed to: see :data:`INIT` and :data:`INVOCATION`.
+Phase = Literal["init", "invocation"]
 #: Lines run while the function's module was imported (zero-code mode only).
-INIT = "init"
+INIT: Final[Phase] = "init"
 #: Lines run by the handler's invocations (and by ``CoverageContext`` blocks).
-INVOCATION = "invocation"
+INVOCATION: Final[Phase] = "invocation"
 
+_PHASES: Final[dict[str, Phase]] = {INIT: INIT, INVOCATION: INVOCATION}
 _RUN = "run="
 
 #: The longest run id taken from an event: it becomes part of S3 keys (at most
@@ -39,7 +43,7 @@ _RUN = "run="
 MAX_RUN_ID_LENGTH = 128
 
 
-def dynamic_context(phase: str, run_id: str | None) -> str:
+def dynamic_context(phase: Phase, run_id: str | None) -> str:
     """The dynamic context of lines run in ``phase`` for ``run_id``."""
     if run_id is None:
         return phase
@@ -53,7 +57,7 @@ class Attribution:
     #: The static context, ``function@version`` (or whatever other tool wrote).
     static: str
     #: ``init``, ``invocation``, or None for data written without a phase.
-    phase: str | None
+    phase: Phase | None
     #: The run id as it appears in keys (:func:`coverage_wrapper.keys.key_segment`).
     run_id: str | None
 
@@ -61,13 +65,13 @@ class Attribution:
 def parse_context(context: str) -> Attribution:
     """Split a data file context into its static part, phase and run id."""
     static, _, dynamic = context.partition("|")
-    phase: str | None = None
+    phase: Phase | None = None
     run_id: str | None = None
     for part in dynamic.split(";") if dynamic else ():
         if part.startswith(_RUN):
             run_id = part[len(_RUN) :]
-        elif part in (INIT, INVOCATION):
-            phase = part
+        elif part in _PHASES:
+            phase = _PHASES[part]
     return Attribution(static=static, phase=phase, run_id=run_id)
 
 

@@ -12,7 +12,7 @@ import functools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from coverage_wrapper import constants as c
 from coverage_wrapper.keys import KeyTemplate, KeyTemplateError, normalize_prefix
@@ -63,7 +63,7 @@ class WrapperConfig(NamedTuple):
     #: as the steps of the dotted path; it wins over ``run_id`` when present.
     run_id_field: tuple[str, ...] | None = None
     #: None: ``adaptive`` while the layer's extension runs, ``invocation`` otherwise.
-    flush_policy: str | None = None
+    flush_policy: c.FlushPolicy | None = None
     flush_interval: float = c.DEFAULT_FLUSH_INTERVAL
     sample_rate: float = c.DEFAULT_SAMPLE_RATE
     spool_dir: str = c.DEFAULT_SPOOL_DIR
@@ -124,12 +124,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         key_template=p.key_template("key_template", c.ENV_S3_KEY_TEMPLATE),
         run_id=p.text("run_id", c.ENV_RUN_ID) or None,
         run_id_field=p.field_path("run_id_field", c.ENV_RUN_ID_FIELD),
-        flush_policy=p.choice(
-            "flush_policy",
-            c.ENV_FLUSH_POLICY,
-            c.FLUSH_POLICIES,
-            None,
-            shown_default="the default (adaptive with the layer's extension, invocation without)",
+        # choice() returns one of FLUSH_POLICIES or None, nothing else.
+        flush_policy=cast(
+            "c.FlushPolicy | None",
+            p.choice(
+                "flush_policy",
+                c.ENV_FLUSH_POLICY,
+                c.FLUSH_POLICIES,
+                None,
+                shown_default=(
+                    "the default (adaptive with the layer's extension, invocation without)"
+                ),
+            ),
         ),
         flush_interval=p.seconds(
             "flush_interval", c.ENV_FLUSH_INTERVAL, default=c.DEFAULT_FLUSH_INTERVAL

@@ -9,7 +9,7 @@ them is one of coverage.py's own ``COVERAGE_*`` variables (``COVERAGE_FILE``,
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 from coverage_wrapper import keys
 
@@ -47,19 +47,21 @@ ENV_REGION: Final = "AWS_REGION"
 DEFAULT_S3_PREFIX: Final = keys.DEFAULT_S3_PREFIX
 DEFAULT_KEY_TEMPLATE: Final = keys.DEFAULT_KEY_TEMPLATE
 DEFAULT_UPLOAD_TIMEOUT: Final = 30.0
+#: When a measured invocation writes a snapshot (:mod:`coverage_wrapper.flush_policy`).
+FlushPolicy = Literal["adaptive", "invocation", "interval", "shutdown"]
 DEFAULT_LOG_LEVEL: Final = "INFO"
 #: The flush policy when ``COVERAGE_FLUSH_POLICY`` is not set and the layer's
 #: extension does not run (the upload is then part of the invocation).
-DEFAULT_FLUSH_POLICY: Final = "invocation"
+DEFAULT_FLUSH_POLICY: Final[FlushPolicy] = "invocation"
 #: The flush policy when ``COVERAGE_FLUSH_POLICY`` is not set and the extension runs.
-DEFAULT_FLUSH_POLICY_WITH_EXTENSION: Final = "adaptive"
+DEFAULT_FLUSH_POLICY_WITH_EXTENSION: Final[FlushPolicy] = "adaptive"
 DEFAULT_FLUSH_INTERVAL: Final = 60.0
 DEFAULT_SAMPLE_RATE: Final = 1.0
 DEFAULT_SPOOL_DIR: Final = "/tmp/lambda-coverage"  # noqa: S108 - /tmp is Lambda's only writable place
 DEFAULT_SPOOL_MAX_FILES: Final = 20
 DEFAULT_TASK_ROOT: Final = "/var/task"
 
-FLUSH_POLICIES: Final = ("adaptive", "invocation", "interval", "shutdown")
+FLUSH_POLICIES: Final[tuple[FlushPolicy, ...]] = get_args(FlushPolicy)
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 LOGGER_NAME: Final = "coverage_wrapper"

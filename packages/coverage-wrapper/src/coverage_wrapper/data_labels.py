@@ -48,11 +48,6 @@ def object_metadata(config: WrapperConfig, *, run_id: str | None) -> dict[str, s
     return metadata
 
 
-def utc_now() -> str:
-    """The time now, as a flush record writes it."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @functools.cache
 def coverage_version() -> str:
     """coverage.py's version, without importing coverage.py when it is not loaded."""

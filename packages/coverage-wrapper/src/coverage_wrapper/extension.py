@@ -9,8 +9,11 @@ writes snapshots into the spool and never imports boto3.
 
 On ``INVOKE`` it waits until the function process says the invocation is
 done (the runtime is then posting the answer, so the caller does not wait
-for what follows), uploads what the spool holds, and asks for the next
-event; Lambda ends the invoke phase when it has. On ``SHUTDOWN`` (the
+for what follows), uploads what the spool holds for at most
+:data:`INVOKE_UPLOAD_BUDGET`, and asks for the next event; Lambda ends the
+invoke phase when it has. While S3 fails, uploads pause (see
+:mod:`coverage_wrapper.uploader`), so an outage does not hold every
+invocation's sandbox for the budget. On ``SHUTDOWN`` (the
 runtime has had SIGTERM and saved its last snapshot) it waits, within the
 deadline, for that snapshot, uploads everything left, removes the marker
 and exits.
@@ -47,6 +50,12 @@ from coverage_wrapper.uploader import S3Uploader
 API_PREFIX: Final = "/2020-01-01/extension"
 #: Seconds kept back from an invocation's deadline (as the in-call upload does).
 INVOKE_MARGIN: Final = 0.5
+#: The longest the upload after an invocation may take (seconds; never more
+#: than ``COVERAGE_UPLOAD_TIMEOUT``). Lambda's invoke phase ends only when
+#: the extension asks for its next event, and until then the sandbox takes
+#: no new event and its time is billed: what does not fit waits for the next
+#: invocation, or for SHUTDOWN, whose upload has the whole deadline.
+INVOKE_UPLOAD_BUDGET: Final = 1.5
 #: Seconds kept back from the shutdown deadline, so the extension exits before the kill.
 SHUTDOWN_MARGIN: Final = 0.1
 #: Seconds of the shutdown kept for uploading, however long the final snapshot takes.
@@ -155,7 +164,7 @@ class CoverageExtension:
             self.inbox.wait_done(request_id, deadline)
         # Anything said about this or an earlier invocation is now settled.
         self.inbox.done.clear()
-        self.upload(deadline)
+        self.upload(min(deadline, time.monotonic() + INVOKE_UPLOAD_BUDGET))
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -185,7 +194,8 @@ class CoverageExtension:
     def upload(self, deadline: float, *, last_chance: bool = False) -> None:
         """Send the spool until ``deadline`` (monotonic); log what happened.
 
-        At ``last_chance`` (SHUTDOWN) a pause after an error does not hold the
+        ``COVERAGE_UPLOAD_TIMEOUT`` caps it too. At ``last_chance`` (SHUTDOWN)
+        a pause after an error does not hold the
         upload back: the sandbox is going, and whatever waited for the pause
         to end would be lost with it.
         """

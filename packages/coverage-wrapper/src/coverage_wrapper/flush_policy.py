@@ -22,7 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from coverage_wrapper.constants import DEFAULT_FLUSH_POLICY, DEFAULT_FLUSH_POLICY_WITH_EXTENSION
+from coverage_wrapper.constants import (
+    DEFAULT_FLUSH_POLICY,
+    DEFAULT_FLUSH_POLICY_WITH_EXTENSION,
+    FlushPolicy,
+)
 
 #: ``adaptive`` flushes after each of this many first measured invocations.
 ADAPTIVE_FIRST_INVOCATIONS: Final = 3
@@ -30,7 +34,7 @@ ADAPTIVE_FIRST_INVOCATIONS: Final = 3
 TIMEOUT_GUARD_LEAD: Final = 1.0
 
 
-def effective_policy(configured: str | None, extension_present: bool) -> str:
+def effective_policy(configured: FlushPolicy | None, extension_present: bool) -> FlushPolicy:
     """The policy in force: the configured one, else the default for this sandbox.
 
     ``shutdown`` needs the extension (Lambda sends SIGTERM to the runtime only
@@ -51,7 +55,7 @@ class FlushSchedule:
         self._clock = clock
         self._last = clock()
 
-    def due(self, policy: str, measured_invocations: int) -> bool:
+    def due(self, policy: FlushPolicy, measured_invocations: int) -> bool:
         """Whether the invocation that just ended should flush under ``policy``."""
         if policy == "invocation":
             return True

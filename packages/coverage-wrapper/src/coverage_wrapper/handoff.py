@@ -38,14 +38,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from coverage_wrapper.spool import process_alive
 
 MARKER_NAME: Final = "extension.json"
-ATTACH: Final = "attach"
-DONE: Final = "done"
-FINAL: Final = "final"
+#: What the function process tells the extension: see :data:`ATTACH`, :data:`DONE`, :data:`FINAL`.
+Message = Literal["attach", "done", "final"]
+ATTACH: Final[Message] = "attach"
+DONE: Final[Message] = "done"
+FINAL: Final[Message] = "final"
 
 
 def marker_path(spool_dir: str | os.PathLike[str]) -> Path:
@@ -71,7 +73,7 @@ class ExtensionLink:
         """Whether the extension runs in this sandbox (one ``stat`` of its marker)."""
         return os.path.exists(self.marker)
 
-    def send(self, kind: str, request_id: str | None = None) -> bool:
+    def send(self, kind: Message, request_id: str | None = None) -> bool:
         """Send one message; False when the extension did not take it (gone or busy)."""
         if not self.present():
             return False

@@ -42,8 +42,10 @@ def get_coverage_status() -> dict[str, Any]:
                 problems.append(m.failure)
             if m.unsafe_snapshots:
                 problems.append(
-                    f"{m.unsafe_snapshots} snapshot(s) were saved while code was measured "
-                    f"(before a timeout or at shutdown) with coverage.py {coverage_version()}, "
+                    f"{m.unsafe_snapshots} snapshot(s) or context switch(es) were made while "
+                    "code was measured (before a timeout, at shutdown, or between init and "
+                    f"the first invocation while threads ran) with coverage.py "
+                    f"{coverage_version()}, "
                     "which drops lines other threads record during the save: lines may be "
                     "missing; use coverage.py 7.17.4 or newer"
                 )

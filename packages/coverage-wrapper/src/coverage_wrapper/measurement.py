@@ -152,8 +152,9 @@ class Measurement:
         self._saved_size: tuple[str | None, int] | None = None
         self.state = MeasurementState.IDLE
         self.failure: str | None = None
-        #: Snapshots saved while a scope was open with a coverage.py whose
-        #: flush can drop lines other threads record meanwhile.
+        #: Snapshots saved while a scope was open, and context switches made
+        #: while other threads ran, with a coverage.py whose flush can drop
+        #: lines other threads record meanwhile.
         self.unsafe_snapshots = 0
         self.data_file = Path(config.spool_dir) / "measure" / f".coverage.{os.getpid()}"
         self._core: str | None = None
@@ -320,6 +321,16 @@ class Measurement:
     def _switch_context(self, cov: coverage.Coverage, label: str) -> None:
         # Right after start(), before any measured code: exact on sysmon too
         # (start() re-arms every line event).
+        if (
+            threading.active_count() > 1
+            and self.core() == "SysMonitor"
+            and not flush_keeps_concurrent_lines()
+        ):
+            # Switching flushes what was collected, the same flush as a save
+            # while measuring. On sysmon every thread is traced from start()
+            # on, so another thread may lose lines it records during it; the
+            # trace-function cores trace only this thread yet.
+            self.unsafe_snapshots += 1
         try:
             cov.switch_context(label)
         except Exception as exc:  # noqa: BLE001
@@ -327,7 +338,7 @@ class Measurement:
             # full): they stay in memory, measuring goes on, and the switch is
             # tried again at the next start.
             log(
-                30,
+                logging.WARNING,
                 "Coverage could not switch its context; it tries again at the next invocation",
                 context=label,
                 error=str(exc),

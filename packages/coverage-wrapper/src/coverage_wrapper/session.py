@@ -26,12 +26,14 @@ from typing import Any
 from coverage_wrapper import logs
 from coverage_wrapper.attribution import (
     INVOCATION,
+    Phase,
     dynamic_context,
     run_id_in_event,
     run_id_problem,
 )
 from coverage_wrapper.config import WrapperConfig, environment_config
-from coverage_wrapper.data_labels import object_key, object_metadata, utc_now
+from coverage_wrapper.constants import FlushPolicy
+from coverage_wrapper.data_labels import object_key, object_metadata
 from coverage_wrapper.flush_policy import FlushSchedule, TimeoutGuard, effective_policy
 from coverage_wrapper.handoff import ATTACH, DONE, FINAL, ExtensionLink
 from coverage_wrapper.identity import (
@@ -114,13 +116,13 @@ class ContainerSession:
         return True
 
     @property
-    def flush_policy(self) -> str:
+    def flush_policy(self) -> FlushPolicy:
         """The flush policy in force (the default depends on whether the extension runs)."""
         return effective_policy(self.config.flush_policy, self.link.present())
 
     # Scopes -----------------------------------------------------------------
 
-    def enter_scope(self, phase: str = INVOCATION) -> bool:
+    def enter_scope(self, phase: Phase = INVOCATION) -> bool:
         """Open a measured scope; True when :meth:`exit_scope` must follow.
 
         ``phase`` is what the lines run in it are attributed to
@@ -257,9 +259,7 @@ class ContainerSession:
             try:
                 data_path = self.measurement.save(while_measuring=while_measuring)
             except Exception as exc:  # noqa: BLE001
-                return self._record(
-                    FlushRecord(time=utc_now(), outcome="failed", error=f"saving data: {exc}")
-                )
+                return self._record(FlushRecord(outcome="failed", error=f"saving data: {exc}"))
             if data_path is None:
                 return None
             self._seq += 1
@@ -277,22 +277,18 @@ class ContainerSession:
                 # next flush tries again.
                 self.measurement.mark_unsaved()
                 return self._record(
-                    FlushRecord(time=utc_now(), outcome="failed", s3_key=key, error=f"spool: {exc}")
+                    FlushRecord(outcome="failed", s3_key=key, error=f"spool: {exc}")
                 )
             superseded = self.spool.remove_superseded(entry)
             if self.link.present():
-                record = FlushRecord(
-                    time=utc_now(), outcome="handed-off", s3_key=key, bytes=entry.size
-                )
+                record = FlushRecord(outcome="handed-off", s3_key=key, bytes=entry.size)
                 log(logging.DEBUG, "Coverage snapshot spooled for the extension", s3_key=key)
             elif upload:
                 record = self.uploads.upload_pending(
                     started + self.uploads.budget(context), key, entry.size
                 )
             else:
-                record = FlushRecord(
-                    time=utc_now(), outcome="spooled", s3_key=key, bytes=entry.size
-                )
+                record = FlushRecord(outcome="spooled", s3_key=key, bytes=entry.size)
             dropped = self.spool.enforce_bound()
             with self.status.lock:
                 self.status.superseded_files += superseded

@@ -9,12 +9,11 @@ import time
 from typing import Any
 
 from coverage_wrapper.config import WrapperConfig
-from coverage_wrapper.data_labels import utc_now
 from coverage_wrapper.delivery import deliver_spool, log_failure
 from coverage_wrapper.identity import container_id
 from coverage_wrapper.logs import log
 from coverage_wrapper.spool import Spool
-from coverage_wrapper.status import FlushRecord, ProcessStatus
+from coverage_wrapper.status import FlushRecord, ProcessStatus, utc_now
 from coverage_wrapper.uploader import S3Uploader, UploadFailed
 
 #: Seconds an upload may take in a call without a Lambda context.
@@ -70,22 +69,10 @@ class SessionUploads:
     def upload_pending(self, deadline: float, key: str, size: int) -> FlushRecord:
         """Upload the spool's files before ``deadline``; the record tells how ``key`` fared."""
         if not self.config.s3_bucket:
-            return FlushRecord(
-                time=utc_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error="COVERAGE_S3_BUCKET is not set",
-            )
+            return _kept(key, size, "COVERAGE_S3_BUCKET is not set")
         uploader = self.uploader()
         if uploader.paused:
-            return FlushRecord(
-                time=utc_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error=f"uploads paused after: {uploader.pause_reason}",
-            )
+            return _kept(key, size, f"uploads paused after: {uploader.pause_reason}")
         delivery = deliver_spool(self.spool, uploader, deadline)
         failure = delivery.failure
         with self.status.lock:
@@ -93,9 +80,7 @@ class SessionUploads:
             self.status.failed_uploads += 1 if failure else 0
         if failure is not None:
             log_failure(failure, self.config.s3_bucket, s3_key=key)
-            return FlushRecord(
-                time=utc_now(), outcome="failed", s3_key=key, bytes=size, error=str(failure)
-            )
+            return FlushRecord(outcome="failed", s3_key=key, bytes=size, error=str(failure))
         mine = next((r for r in delivery.sent if r.key == key), None)
         if mine is None:
             log(
@@ -103,13 +88,7 @@ class SessionUploads:
                 "No time left to upload coverage data; kept in the spool",
                 s3_key=key,
             )
-            return FlushRecord(
-                time=utc_now(),
-                outcome="spooled",
-                s3_key=key,
-                bytes=size,
-                error="no time left in the upload budget",
-            )
+            return _kept(key, size, "no time left in the upload budget")
         log(
             logging.INFO,
             "Coverage file uploaded successfully",
@@ -119,7 +98,6 @@ class SessionUploads:
             files=len(delivery.sent),
         )
         return FlushRecord(
-            time=utc_now(),
             outcome="uploaded",
             s3_key=key,
             bytes=mine.size,
@@ -148,3 +126,8 @@ class SessionUploads:
         result["checked_at"] = utc_now()
         self._probe = (now, result)
         return result
+
+
+def _kept(key: str, size: int, why: str) -> FlushRecord:
+    """The record of a snapshot left in the spool for a later upload, and ``why``."""
+    return FlushRecord(outcome="spooled", s3_key=key, bytes=size, error=why)

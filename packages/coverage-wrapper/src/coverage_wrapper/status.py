@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+#: What a flush did with its snapshot: uploaded it, left it in the spool (no
+#: bucket, uploads paused, no time left), handed it to the layer's extension,
+#: or failed (to save, to spool, or to upload).
+FlushOutcome = Literal["uploaded", "spooled", "handed-off", "failed"]
+
+
+def utc_now() -> str:
+    """The time now, as a flush record and the health check write it."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
 class FlushRecord:
     """The outcome of the last flush."""
 
-    time: str
-    outcome: str  # uploaded | spooled | no-data | failed
+    outcome: FlushOutcome
     s3_key: str | None = None
     bytes: int | None = None
     upload_time_ms: float | None = None
     error: str | None = None
+    time: str = field(default_factory=utc_now)
 
 
 @dataclass

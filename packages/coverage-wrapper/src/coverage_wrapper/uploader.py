@@ -6,15 +6,21 @@ function ~100 ms it may never need. One client per process. The endpoint is
 boto3's own business (``AWS_ENDPOINT_URL_S3``), so the same code talks to
 moto on a laptop and to S3 in Lambda.
 
-Errors fall into four kinds. Transient ones (throttling, 5xx, read
-timeouts, a connection closed mid-answer) are retried with exponential
-backoff and full jitter while the budget lasts. Configuration errors (access
-denied, no such bucket, no credentials) cannot heal by retrying: they are not
-retried, and uploads pause for a while so that every invocation does not pay
-for the same failure. Connection errors (nothing answers at the endpoint)
-are not retried either, and pause uploads for a shorter time that grows while
-they last (5 s, 10 s, ... up to 5 minutes). Anything else the service rejects
-is not retried.
+Errors fall into four kinds (:data:`FailureKind`). Transient ones
+(throttling, 5xx, read timeouts, a connection closed mid-answer: botocore's
+own retry classification, ``botocore.retries.standard``) are retried with
+exponential backoff and full jitter while the budget lasts. Configuration
+errors (access denied, no such bucket, no credentials) cannot heal by
+retrying: they are not retried. Connection errors (nothing answers at the
+endpoint) are not retried either. Anything else the service rejects is not
+retried.
+
+Every kind but ``rejected`` then pauses uploads (:data:`PAUSES`), so that
+no invocation after the first pays for the same outage: a configuration
+error for 5 minutes, a connection error for 5 s doubling to 5 minutes while
+it lasts, a transient error for 1 s doubling to 1 minute. A success ends the
+growth. A caller that must try anyway (the extension at SHUTDOWN) ignores
+the pause.
 
 No attempt may outlast the deadline it is given: each runs on a client
 whose connect and read timeouts fit in the time left (a few clients at most,
@@ -27,12 +33,20 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-CONFIG_ERROR_CODES = frozenset(
+#: Why an upload failed: see the module's docstring.
+FailureKind = Literal["config", "connection", "transient", "rejected"]
+
+#: Errors that are ours to know. botocore's retry classification says only
+#: what may succeed if tried again; these cannot, and each means that the
+#: bucket, its policy or the function's credentials need a fix. They pause
+#: uploads (:data:`CONFIG_ERROR_PAUSE`) instead of every invocation paying
+#: for the same failure, and they are logged as errors, not warnings.
+CONFIG_ERROR_CODES: Final = frozenset(
     {
         "AccessDenied",
         "AllAccessDisabled",
@@ -47,26 +61,33 @@ CONFIG_ERROR_CODES = frozenset(
         "KMS.DisabledException",
     }
 )
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequests",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-        "OperationAborted",
-    }
-)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """How long uploads pause after a failure: ``first``, doubling while it recurs, up to
+    ``longest`` (seconds)."""
+
+    first: float
+    longest: float
+
 
 #: After a configuration error, uploads pause for this long (seconds).
-CONFIG_ERROR_PAUSE = 300.0
+CONFIG_ERROR_PAUSE: Final = 300.0
 #: After a connection error, uploads pause for this long, doubling while they
 #: go on failing, up to :data:`CONFIG_ERROR_PAUSE` (seconds).
-CONNECTION_ERROR_PAUSE = 5.0
+CONNECTION_ERROR_PAUSE: Final = 5.0
+#: After a transient error that outlasted the budget's retries (a 5xx or
+#: throttling outage), uploads pause for this long, doubling up to a minute:
+#: short, because such outages usually are, and S3 asks for backing off.
+TRANSIENT_ERROR_PAUSE: Final = 1.0
+#: The pause after each kind of failure (``rejected`` does not pause: it is
+#: about one object, not about S3).
+PAUSES: Final[dict[FailureKind, Pause]] = {
+    "config": Pause(CONFIG_ERROR_PAUSE, CONFIG_ERROR_PAUSE),
+    "connection": Pause(CONNECTION_ERROR_PAUSE, CONFIG_ERROR_PAUSE),
+    "transient": Pause(TRANSIENT_ERROR_PAUSE, 60.0),
+}
 #: The longest one attempt may take (connect plus read), in steps: an attempt
 #: gets the largest step that fits in the time left.
 ATTEMPT_CAPS = (0.2, 0.5, 1.0, 2.0, 5.0, 20.0)
@@ -75,12 +96,11 @@ _MAX_DELAY = 2.0
 
 
 class UploadFailed(Exception):
-    """An upload did not succeed: ``kind`` is ``config``, ``connection``, ``transient`` or
-    ``rejected``."""
+    """An upload did not succeed, for a reason of ``kind``."""
 
-    def __init__(self, message: str, *, kind: str, code: str, attempts: int) -> None:
+    def __init__(self, message: str, *, kind: FailureKind, code: str, attempts: int) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind: FailureKind = kind
         self.code = code
         self.attempts = attempts
 
@@ -106,12 +126,12 @@ class S3Uploader:
         self._lock = threading.Lock()
         self.paused_until = 0.0
         self.pause_reason: str | None = None
-        #: How long the next connection error pauses uploads.
-        self._connection_pause = CONNECTION_ERROR_PAUSE
+        #: How long the next failure of each kind pauses uploads.
+        self._next_pause: dict[FailureKind, float] = {}
 
     @property
     def paused(self) -> bool:
-        """Whether uploads are paused after a configuration or connection error."""
+        """Whether uploads are paused after a failure (see :data:`PAUSES`)."""
         return time.monotonic() < self.paused_until
 
     def client(self, time_left: float | None = None) -> S3Client:
@@ -127,8 +147,9 @@ class S3Uploader:
                     # Connect and read share the cap: together they never outlast it.
                     connect_timeout=min(max(0.5, min(3.0, self.timeout / 4)), cap / 2),
                     read_timeout=min(max(1.0, min(10.0, self.timeout / 2)), cap / 2),
-                    # We retry ourselves, within our own budget.
-                    retries={"max_attempts": 1, "mode": "standard"},
+                    # We retry ourselves, within our own budget. (``max_attempts``
+                    # counts retries after the first try: 1 made every attempt two.)
+                    retries={"total_max_attempts": 1, "mode": "standard"},
                 )
                 kwargs: dict[str, Any] = {"config": config}
                 if self.region and self.region != "unknown-region":
@@ -169,23 +190,24 @@ class S3Uploader:
                 )
             else:
                 elapsed = (time.monotonic() - started) * 1000
-                self._connection_pause = CONNECTION_ERROR_PAUSE
+                self._next_pause.clear()
                 return UploadReceipt(key=key, size=len(body), attempts=attempt, elapsed_ms=elapsed)
-            if failure.kind == "config":
-                self.paused_until = time.monotonic() + CONFIG_ERROR_PAUSE
-                self.pause_reason = str(failure)
-                raise failure
-            if failure.kind == "connection":
-                self.paused_until = time.monotonic() + self._connection_pause
-                self.pause_reason = str(failure)
-                self._connection_pause = min(CONFIG_ERROR_PAUSE, self._connection_pause * 2)
-                raise failure
             if failure.kind != "transient":
-                raise failure
+                raise self._paused_by(failure)
             delay = random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
             if time.monotonic() + delay >= deadline:
-                raise failure
+                raise self._paused_by(failure)
             time.sleep(delay)
+
+    def _paused_by(self, failure: UploadFailed) -> UploadFailed:
+        """Pause uploads after ``failure`` as :data:`PAUSES` says; return it."""
+        pause = PAUSES.get(failure.kind)
+        if pause is not None:
+            seconds = self._next_pause.get(failure.kind, pause.first)
+            self.paused_until = time.monotonic() + seconds
+            self.pause_reason = str(failure)
+            self._next_pause[failure.kind] = min(pause.longest, seconds * 2)
+        return failure
 
 
 def _no_expect_continue(request: Any, **_: Any) -> None:
@@ -195,36 +217,58 @@ def _no_expect_continue(request: Any, **_: Any) -> None:
     request.headers.pop("Expect", None)
 
 
-def _classify_client_error(exc: Any) -> tuple[str, str]:
+def _classify_client_error(exc: Any) -> tuple[str, FailureKind]:
+    from botocore.retries.standard import RetryContext
+
     error = exc.response.get("Error", {}) if hasattr(exc, "response") else {}
     code = str(error.get("Code") or "Unknown")
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     if code in CONFIG_ERROR_CODES or status in (401, 403):
         return code, "config"
-    if code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500:
+    context = RetryContext(
+        attempt_number=1, parsed_response=exc.response, http_response=_Status(status)
+    )
+    # A 429 whatever its code: botocore's own check of it (ThrottlingStatusCodeChecker)
+    # is newer than the boto3 some Lambda runtimes provide.
+    if status == 429 or _retryable(context):
         return code, "transient"
     return code, "rejected"
 
 
-def _classify_botocore_error(exc: Exception) -> tuple[str, str]:
-    from botocore.exceptions import (
-        ConnectionError as BotoConnectionError,
-    )
+def _classify_botocore_error(exc: Exception) -> tuple[str, FailureKind]:
     from botocore.exceptions import (
         ConnectTimeoutError,
         EndpointConnectionError,
-        HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
         ProxyConnectionError,
     )
+    from botocore.retries.standard import RetryContext
 
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
         return type(exc).__name__, "config"
-    # Nothing answered at all: retrying at once would only wait again.
+    # Nothing answered at all (botocore would retry these): retrying at once
+    # would only wait again, so they pause uploads instead.
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ProxyConnectionError):
         return type(exc).__name__, "connection"
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
+    if _retryable(RetryContext(attempt_number=1, caught_exception=exc)):
         return type(exc).__name__, "transient"
     return type(exc).__name__, "rejected"
+
+
+@dataclass(frozen=True)
+class _Status:
+    """The part of an HTTP response botocore's retry checks read."""
+
+    status_code: int
+
+
+def _retryable(context: Any) -> bool:
+    """Whether botocore's standard retry mode calls this a transient or throttling error."""
+    from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
+
+    return bool(
+        TransientRetryableChecker().is_retryable(context)
+        or ThrottledRetryableChecker().is_retryable(context)
+    )
