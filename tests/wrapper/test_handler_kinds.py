@@ -258,3 +258,23 @@ def test_an_async_generator_raising_keeps_the_exception_and_its_chain(task_root:
     assert caught.value.__suppress_context__
     assert caught.traceback[-1].name == "handler"
     assert not _measuring()
+
+
+def test_an_exception_thrown_into_an_async_generator_ends_in_the_handlers_frame(
+    task_root: Path,
+) -> None:
+    async def handler(event: Any, context: Any) -> Any:
+        yield "ready"
+
+    async def run(iterator: Any) -> None:
+        await iterator.__anext__()
+        await iterator.athrow(KeyError("stop"))
+
+    innermost = []
+    for candidate in (handler, coverage_handler(handler)):
+        with pytest.raises(KeyError) as caught:
+            asyncio.run(run(candidate({}, lambda_context())))
+        innermost.append((caught.traceback[-1].name, caught.traceback[-1].lineno))
+    # The same frame (the handler's ``yield``) with and without the wrapper.
+    assert innermost[0] == innermost[1]
+    assert innermost[1][0] == "handler"

@@ -67,6 +67,10 @@ def measured_handler(handler: Callable[..., Any], session: SessionSource) -> Cal
                         await inner.aclose()
                         raise
                     except BaseException as thrown:  # noqa: BLE001 - every athrow() goes on
+                        # Arriving here added this frame to the traceback; left
+                        # there it would be the innermost frame, not the handler's.
+                        trace = thrown.__traceback__
+                        thrown.with_traceback(trace.tb_next if trace is not None else None)
                         try:
                             value = await inner.athrow(thrown)
                         except StopAsyncIteration:
