@@ -48,7 +48,9 @@ def coverage_handler(handler: Any = None, /, **options: Any) -> Any:
     the environment: ``enabled``, ``s3_bucket``, ``s3_prefix``,
     ``upload_timeout``, ``include``, ``exclude``, ``branch``, ``sample_rate``,
     ``key_template``. The wrapped handler keeps its name, docstring and
-    signature; ``async def`` handlers stay coroutines. With
+    signature, and stays the same kind of function: ``async def`` handlers
+    stay coroutine functions measured while awaited, generator (and async
+    generator) handlers stay generators measured over their iteration. With
     ``COVERAGE_ENABLED=false`` (or ``enabled=False``) it calls the handler
     and does nothing else.
     """
@@ -85,41 +87,6 @@ def _wrap(handler: F, *, options: dict[str, Any]) -> F:
                 resolved.append(None)
         return resolved[0]
 
-    import inspect
+    from coverage_wrapper.invocation import measured_handler
 
-    from coverage_wrapper.invocation import (
-        context_argument,
-        event_argument,
-        run_invocation,
-        run_invocation_async,
-    )
-
-    if inspect.iscoroutinefunction(handler):
-
-        @functools.wraps(handler)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            current = session()
-            if current is None:
-                return await handler(*args, **kwargs)
-            return await run_invocation_async(
-                current,
-                context_argument(args, kwargs),
-                lambda: handler(*args, **kwargs),
-                event_argument(args, kwargs),
-            )
-
-        return cast(F, async_wrapper)
-
-    @functools.wraps(handler)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        current = session()
-        if current is None:
-            return handler(*args, **kwargs)
-        return run_invocation(
-            current,
-            context_argument(args, kwargs),
-            lambda: handler(*args, **kwargs),
-            event_argument(args, kwargs),
-        )
-
-    return cast(F, wrapper)
+    return cast(F, measured_handler(handler, session))

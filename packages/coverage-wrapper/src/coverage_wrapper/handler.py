@@ -7,6 +7,10 @@ the module-level lines your function runs at init (imports, ``def`` and
 ``class`` statements, constants) are measured too; the decorator cannot see
 those. A setting that names nothing importable fails init the way Lambda
 fails for a bad handler (``Runtime.ImportModuleError``), naming the value.
+
+The handler is wrapped in a function of the same kind: an ``async def``
+handler stays a coroutine function measured while it is awaited, a generator
+(or async generator) handler stays one, measured over its iteration.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def _initialise() -> Handler:
         # measurement machinery is even imported.
         return load_handler(config.original_handler)
     from coverage_wrapper.attribution import INIT
-    from coverage_wrapper.invocation import run_invocation
+    from coverage_wrapper.invocation import measured_handler
     from coverage_wrapper.session import get_session
 
     session = get_session(config)
@@ -41,10 +45,9 @@ def _initialise() -> Handler:
         # Init's lines stay in memory; the first invocation's flush sends them.
         session.exit_scope(entered)
 
-    def measured(event: Any, context: Any) -> Any:
-        return run_invocation(session, context, lambda: original(event, context), event)
-
-    return measured
+    # Of the original's kind: an ``async def`` or generator handler's body
+    # runs when it is awaited or iterated, and is measured then.
+    return measured_handler(original, lambda: session)
 
 
 #: What the function's handler setting names. It runs the original handler
