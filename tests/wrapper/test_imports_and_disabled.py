@@ -157,3 +157,33 @@ def test_combine_coverage_files_names_the_package_to_install_when_missing(
         "pip install lambda-coverage-combiner (or lambda-coverage-wrapper[combiner])",
         "same": True,
     }
+
+
+def test_zero_code_init_imports_nothing_that_only_uploads_need(
+    tmp_path: Path, function_env: dict[str, str]
+) -> None:
+    # What a measuring cold start loads beyond coverage.py is its cost over the
+    # floor (BENCHMARKS.md): the upload machinery waits for the first upload,
+    # which never comes in the function process with the layer's extension.
+    function_env["COVERAGE_ORIGINAL_HANDLER"] = "orders.handler"
+    seen = run_python(
+        """
+        import json, sys
+        before = set(sys.modules)
+        import coverage_wrapper.handler
+        added = set(sys.modules) - before
+        print(json.dumps({
+            "measuring": sys.gettrace() is not None or "coverage" in added,
+            "orders": "orders" in added,
+            "unwanted": sorted(
+                m for m in added
+                if m.split(".")[0] in ("boto3", "botocore", "shutil", "bz2", "lzma")
+                or m in ("coverage_wrapper.uploader", "coverage_wrapper.delivery",
+                         "coverage_wrapper.session_uploads", "coverage_wrapper.health_check")
+            ),
+        }))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {"measuring": True, "orders": True, "unwanted": []}
