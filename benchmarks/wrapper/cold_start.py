@@ -35,16 +35,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import textwrap
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from coverage_cdk_constructs.bytecode import compile_tree, find_interpreters
-from test_stack.layer import Layer, build_wrapper_layer
-
-REPOSITORY = Path(__file__).resolve().parents[2]
-WRAPPER_SOURCE = "packages/coverage-wrapper/src/coverage_wrapper"
+from test_stack.layer import Layer, build_wrapper_layer, with_wrapper_of
 
 APP = textwrap.dedent(
     """\
@@ -105,28 +100,6 @@ def without_bytecode(layer: Layer, root: Path) -> Layer:
     shutil.copytree(layer.root, root, symlinks=True)
     for cache in sorted(root.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
-    return Layer(root)
-
-
-def with_wrapper_of(layer: Layer, ref: str, root: Path) -> Layer:
-    """A copy of ``layer`` whose ``coverage_wrapper`` is git revision ``ref``'s, compiled alike."""
-    shutil.copytree(layer.root, root, symlinks=True)
-    package = root / "python" / "coverage_wrapper"
-    shutil.rmtree(package)
-    archive = root.parent / f"{root.name}.tar"
-    subprocess.run(
-        ["git", "-C", str(REPOSITORY), "archive", "--output", str(archive), ref, WRAPPER_SOURCE],
-        check=True,
-    )
-    with tarfile.open(archive) as tar:
-        tar.extractall(root.parent / f"{root.name}-src", filter="data")
-    shutil.copytree(root.parent / f"{root.name}-src" / WRAPPER_SOURCE, package)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    compile_tree(
-        package,
-        find_interpreters([version]),
-        recorded_root=PurePosixPath("/opt/python/coverage_wrapper"),
-    )
     return Layer(root)
 
 

@@ -22,6 +22,10 @@ phase also counts the extension's work after the answer (billed, not waited
 for by the caller). S3 is moto's server on 127.0.0.1: an upload here is a
 loopback round trip, far cheaper than S3's 20-80 ms.
 
+With ``--compare REF`` (repeatable), zero-code/adaptive also runs with the
+layer's wrapper and extension of git revision ``REF``: a change measured
+against what it replaces, in one run.
+
 ``layer zero-code/adaptive, extension disabled`` is the layer's wrapper
 without its extension, with the same policy: what the function process
 itself adds. CPU per call is the processes' user plus system time over the
@@ -50,7 +54,7 @@ from pathlib import Path
 from coverage_wrapper.constants import ZERO_CODE_HANDLER
 from test_stack.functions import LambdaFunction
 from test_stack.instrument import instrument
-from test_stack.layer import Layer, add_extensions, build_wrapper_layer
+from test_stack.layer import Layer, add_extensions, build_wrapper_layer, with_wrapper_of
 from test_stack.pool import LocalLambda
 from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
 
@@ -171,7 +175,9 @@ class Figures:
     extension_cpu_us: float
 
 
-def variants(code: Path, layer: Layer, bare_layer: Layer, noop_layer: Layer) -> list[Variant]:
+def variants(
+    code: Path, layer: Layer, bare_layer: Layer, noop_layer: Layer, compared: dict[str, Layer]
+) -> list[Variant]:
     """Every variant, each with a key prefix of its own."""
     base = LambdaFunction(name="bench", code_dir=code, handler="app.handler", timeout=30)
     found = [
@@ -236,6 +242,17 @@ def variants(code: Path, layer: Layer, bare_layer: Layer, noop_layer: Layer) -> 
     found.append(
         Variant("layer zero-code/adaptive, extension disabled", disabled, "extension-disabled/")
     )
+    for number, (ref, other) in enumerate(compared.items()):
+        prefix = f"compared-{number}/"
+        function = instrument(
+            replace(base, name=f"zc-compared-{number}"),
+            layer=other,
+            bucket=BUCKET,
+            prefix=prefix,
+            COVERAGE_FLUSH_POLICY="adaptive",
+            COVERAGE_LOG_LEVEL="WARNING",
+        )
+        found.append(Variant(f"layer zero-code/adaptive, wrapper of {ref}", function, prefix))
     assert all(v.function.handler != ZERO_CODE_HANDLER or v.function.layer for v in found)
     return found
 
@@ -398,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invocations", type=int, default=1000, help="warm invocations each")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="also run zero-code/adaptive with the wrapper (and extension) of this git revision",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lifecycle-bench-") as tmp, moto_s3_server() as url:
         work = Path(tmp)
@@ -419,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         noop_layer = Layer(work / "opt-noop-extension")
         add_extensions(noop_layer, [noop])
         s3_client(url).create_bucket(Bucket=BUCKET)
-        found = variants(code, layer, bare_layer, noop_layer)
+        compared = {
+            ref: with_wrapper_of(layer, ref, work / f"opt-{number}")
+            for number, ref in enumerate(args.compare)
+        }
+        found = variants(code, layer, bare_layer, noop_layer, compared)
         figures = measure_all(found, url, work, args.invocations, args.rounds)
     version = ".".join(map(str, sys.version_info[:3]))
     print(
