@@ -18,7 +18,13 @@ process:
   session, coverage.py started, the function's module imported under it),
   from the layer with bytecode and from the copy without.
 
-Variants are interleaved over the rounds; medians are reported.
+With ``--compare REF`` (repeatable) the same layer with the wrapper of git
+revision ``REF`` instead (its own checked-hash bytecode; coverage.py as
+shipped now) is timed too: a change's effect on init, measured in one run.
+
+Variants are interleaved over the rounds; medians are reported, of the wall
+clock and of the process's CPU time (on a shared machine the CPU time moves
+less with the load: the wall clock also counts waiting for a core).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from test_stack.layer import Layer, build_wrapper_layer
+from test_stack.layer import Layer, build_wrapper_layer, with_wrapper_of
 
 APP = textwrap.dedent(
     """\
@@ -53,15 +59,15 @@ PROBE = textwrap.dedent(
     import sys, time
     import awslambdaric.bootstrap
     code = sys.argv[1]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     exec(code)
-    print((time.perf_counter() - t) * 1000)
+    print((time.perf_counter() - t) * 1000, (time.process_time() - cpu) * 1000)
     """
 )
 
 
-def sample(layer: Layer, code_dir: Path, spool: Path, timed: str) -> float:
-    """Milliseconds ``timed`` takes in a new interpreter on ``layer``."""
+def sample(layer: Layer, code_dir: Path, spool: Path, timed: str) -> tuple[float, float]:
+    """Milliseconds ``timed`` takes in a new interpreter on ``layer``: wall clock, CPU."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     paths = [str(code_dir), *(str(p) for p in layer.python_paths(version))]
     env = {
@@ -85,7 +91,8 @@ def sample(layer: Layer, code_dir: Path, spool: Path, timed: str) -> float:
         env=env,
         cwd=code_dir,
     ).stdout
-    return float(out.strip().splitlines()[-1])
+    wall, cpu = out.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def without_bytecode(layer: Layer, root: Path) -> Layer:
@@ -100,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="also time zero-code init with the wrapper of this git revision (repeatable)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cold-start-bench-") as tmp:
         work = Path(tmp)
@@ -114,19 +128,26 @@ def main(argv: list[str] | None = None) -> int:
             "zero-code init, layer with its .pyc": (shipped, TIMED["zero-code"]),
             "zero-code init, layer without .pyc": (stripped, TIMED["zero-code"]),
         }
-        found: dict[str, list[float]] = {name: [] for name in variants}
+        for number, ref in enumerate(args.compare):
+            other = with_wrapper_of(shipped, ref, work / f"opt-{number}")
+            name = f"zero-code init, wrapper of {ref}, with its .pyc"
+            variants[name] = (other, TIMED["zero-code"])
+        found: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for number in range(args.rounds):
             for name, (layer, timed) in variants.items():
                 spool = work / f"spool-{number}-{len(found[name])}"
                 found[name].append(sample(layer, code, spool, timed))
-    medians = {name: statistics.median(times) for name, times in found.items()}
-    floor = medians[next(iter(medians))]
+    medians = {
+        name: (statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
+        for name, times in found.items()
+    }
+    floor, floor_cpu = medians[next(iter(medians))]
     version = ".".join(map(str, sys.version_info[:3]))
     print(f"Python {version}, {args.rounds} interleaved rounds, medians\n")
-    print("| variant | init ms | x floor |")
-    print("| --- | ---: | ---: |")
-    for name, median in medians.items():
-        print(f"| {name} | {median:.1f} | {median / floor:.2f} |")
+    print("| variant | init ms | x floor | CPU ms | CPU x floor |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, (wall, cpu) in medians.items():
+        print(f"| {name} | {wall:.1f} | {wall / floor:.2f} | {cpu:.1f} | {cpu / floor_cpu:.2f} |")
     return 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from coverage_wrapper.constants import EXTENSION_NAME, FLUSH_POLICIES
+from coverage_wrapper.extension import NICENESS
 from test_stack.functions import LambdaFunction
 from test_stack.instrument import instrument
 from test_stack.layer import Layer, build_wrapper_layer
@@ -201,6 +202,20 @@ def test_the_function_process_never_imports_the_aws_sdk(
     ]
     uploaded = [line for line in log if line["message"] == "Coverage file uploaded successfully"]
     assert {line.get("uploaded_by") for line in uploaded} == {"extension"}
+
+
+def test_the_extension_yields_the_cpu_to_the_runtime(
+    local_lambda: PoolFactory, s3_endpoint: str, layer: Layer, prefix: str
+) -> None:
+    pool = local_lambda(
+        [measured(layer, prefix)], environment=s3_environment(s3_endpoint), idle_timeout=None
+    )
+    assert pool.invoke("paths", {"path": "a"}).ok
+    (container,) = pool.containers()
+    (extension,) = container.extension_pids
+    (runtime,) = set(container.pids) - {extension}
+    runtime_nice = os.getpriority(os.PRIO_PROCESS, runtime)
+    assert os.getpriority(os.PRIO_PROCESS, extension) == min(19, runtime_nice + NICENESS)
 
 
 def test_no_new_object_when_nothing_new_ran(

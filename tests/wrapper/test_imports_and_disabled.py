@@ -6,6 +6,7 @@ holds boto3 and coverage.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -157,3 +158,62 @@ def test_combine_coverage_files_names_the_package_to_install_when_missing(
         "pip install lambda-coverage-combiner (or lambda-coverage-wrapper[combiner])",
         "same": True,
     }
+
+
+def test_zero_code_init_imports_nothing_that_only_uploads_need(
+    tmp_path: Path, function_env: dict[str, str]
+) -> None:
+    # What a measuring cold start loads beyond coverage.py is its cost over the
+    # floor (BENCHMARKS.md): the upload machinery waits for the first upload,
+    # which never comes in the function process with the layer's extension.
+    function_env["COVERAGE_ORIGINAL_HANDLER"] = "orders.handler"
+    seen = run_python(
+        """
+        import json, sys
+        before = set(sys.modules)
+        import coverage_wrapper.handler
+        added = set(sys.modules) - before
+        print(json.dumps({
+            "measuring": sys.gettrace() is not None or "coverage" in added,
+            "orders": "orders" in added,
+            "unwanted": sorted(
+                m for m in added
+                if m.split(".")[0] in ("boto3", "botocore", "shutil", "bz2", "lzma")
+                or m in ("coverage_wrapper.uploader", "coverage_wrapper.delivery",
+                         "coverage_wrapper.session_uploads", "coverage_wrapper.health_check")
+            ),
+        }))
+        """,
+        cwd=tmp_path,
+        env=function_env,
+    )
+    assert seen == {"measuring": True, "orders": True, "unwanted": []}
+
+
+def test_the_first_start_takes_no_call_stack_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coverage.collector
+    import coverage.debug
+
+    from coverage_wrapper.config import load_config
+    from coverage_wrapper.measurement import Measurement
+
+    (tmp_path / "orders.py").write_text(ORDERS)
+    stacks: list[int] = []
+    real_stack = inspect.stack
+
+    def counted_stack(context: int = 1) -> list[inspect.FrameInfo]:
+        stacks.append(context)
+        return real_stack(context)
+
+    monkeypatch.setattr(inspect, "stack", counted_stack)
+    config = load_config({"LAMBDA_TASK_ROOT": str(tmp_path), "COVERAGE_SPOOL_DIR": str(tmp_path)})
+    measurement = Measurement(config)
+    assert measurement.enter("invocation")
+    measurement.exit()
+    measurement.close()
+    # coverage.py's own summary of the call stack, which costs 9-18 ms at a
+    # zero-code cold start, was not taken; and its function is back in place.
+    assert stacks == []
+    assert vars(coverage.collector)["short_stack"] is coverage.debug.short_stack

@@ -106,6 +106,12 @@ class Container:
             return [p.popen.pid for p in self._processes if p.alive]
 
     @property
+    def extension_pids(self) -> list[int]:
+        """Process ids of the extensions that are still running."""
+        with self._api.changed:
+            return [p.popen.pid for p in self._processes if p.alive and p.kind == "extension"]
+
+    @property
     def extension_names(self) -> list[str]:
         """Names of the extensions that registered."""
         with self._api.changed:

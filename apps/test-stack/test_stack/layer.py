@@ -15,15 +15,21 @@ import os
 import platform
 import shutil
 import stat
+import subprocess
 import sys
+import tarfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from coverage_cdk_constructs.bundle import build_bundle
 from coverage_cdk_constructs.bundled_packages import layer_spec
+from coverage_cdk_constructs.bytecode import compile_tree, find_interpreters
 from coverage_cdk_constructs.lambda_platform import MACHINES
+
+_REPOSITORY = Path(__file__).resolve().parents[3]
+_WRAPPER_SOURCE = "packages/coverage-wrapper/src/coverage_wrapper"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,33 @@ def build_wrapper_layer(
             target.chmod(info.external_attr >> 16 & 0o777 or 0o644)
     add_extensions(layer, extensions)
     return layer
+
+
+def with_wrapper_of(layer: Layer, ref: str, root: Path) -> Layer:
+    """A copy of ``layer`` at ``root`` whose wrapper is git revision ``ref``'s, compiled alike.
+
+    Everything else (coverage.py, the extension's launcher) stays as built;
+    the launcher runs the extension of the wrapper it finds, so that is
+    ``ref``'s too. For benchmarks that compare a change in one run.
+    """
+    shutil.copytree(layer.root, root, symlinks=True)
+    package = root / "python" / "coverage_wrapper"
+    shutil.rmtree(package)
+    archive = root.parent / f"{root.name}.tar"
+    subprocess.run(
+        ["git", "-C", str(_REPOSITORY), "archive", "--output", str(archive), ref, _WRAPPER_SOURCE],
+        check=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(root.parent / f"{root.name}-src", filter="data")
+    shutil.copytree(root.parent / f"{root.name}-src" / _WRAPPER_SOURCE, package)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    compile_tree(
+        package,
+        find_interpreters([version]),
+        recorded_root=PurePosixPath("/opt/python/coverage_wrapper"),
+    )
+    return Layer(root)
 
 
 def local_architecture() -> str:

@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coverage_wrapper import logs
 from coverage_wrapper.attribution import (
@@ -42,10 +42,12 @@ from coverage_wrapper.identity import (
 )
 from coverage_wrapper.logs import log
 from coverage_wrapper.measurement import Measurement
-from coverage_wrapper.session_uploads import SessionUploads
 from coverage_wrapper.spool import Spool
 from coverage_wrapper.status import FlushRecord, ProcessStatus
-from coverage_wrapper.uploader import S3Uploader
+
+if TYPE_CHECKING:
+    from coverage_wrapper.session_uploads import SessionUploads
+    from coverage_wrapper.uploader import S3Uploader
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class ContainerSession:
         if config.enabled:
             forget_container_id_after_snapshot_restore()
         self.spool = Spool(config.spool_dir, config.spool_max_files)
-        self.uploads = SessionUploads(config, self.spool, self.status)
+        # The process's own uploads (and their modules) are set up at the first
+        # upload: with the layer's extension there is none.
+        self._uploads: SessionUploads | None = None
+        self._uploads_lock = threading.Lock()
         self._seq = 0
         self._flush_lock = threading.Lock()
         self.link = ExtensionLink(config.spool_dir)
@@ -284,9 +289,8 @@ class ContainerSession:
                 record = FlushRecord(outcome="handed-off", s3_key=key, bytes=entry.size)
                 log(logging.DEBUG, "Coverage snapshot spooled for the extension", s3_key=key)
             elif upload:
-                record = self.uploads.upload_pending(
-                    started + self.uploads.budget(context), key, entry.size
-                )
+                uploads = self.uploads
+                record = uploads.upload_pending(started + uploads.budget(context), key, entry.size)
             else:
                 record = FlushRecord(outcome="spooled", s3_key=key, bytes=entry.size)
             dropped = self.spool.enforce_bound()
@@ -329,6 +333,16 @@ class ContainerSession:
             with contextlib.suppress(TypeError, ValueError):
                 self._guard.arm(float(remaining()) / 1000)
 
+    @property
+    def uploads(self) -> SessionUploads:
+        """The process's own uploads (without the extension), set up on first use."""
+        with self._uploads_lock:
+            if self._uploads is None:
+                from coverage_wrapper.session_uploads import SessionUploads
+
+                self._uploads = SessionUploads(self.config, self.spool, self.status)
+            return self._uploads
+
     def uploader(self) -> S3Uploader:
         """The process's uploader (no boto3 import until it uploads)."""
         return self.uploads.uploader()
@@ -336,7 +350,8 @@ class ContainerSession:
     @property
     def upload_pause_reason(self) -> str | None:
         """Why uploads are paused, if they are (never creates the uploader)."""
-        return self.uploads.pause_reason
+        uploads = self._uploads
+        return None if uploads is None else uploads.pause_reason
 
     def probe_bucket(self) -> dict[str, Any]:
         """Check, at most every few minutes, that the bucket accepts a write."""

@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 _DATA = ".coverage"
 _META = ".json"
+_COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Spool:
         data_path = self.directory / f"{name}{_DATA}"
         meta_path = self.directory / f"{name}{_META}"
         tmp_data = data_path.with_name(f".{data_path.name}.tmp")
-        shutil.copyfile(source, tmp_data)
+        _copy_file(source, tmp_data)
         os.replace(tmp_data, data_path)
         entry = SpoolEntry(
             name=name,
@@ -175,6 +175,14 @@ def _load(meta_path: Path) -> SpoolEntry | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    # Not shutil.copyfile: importing shutil loads bz2 and lzma, 2-8 ms of every
+    # cold start measured here, for one copy of a small file per flush.
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(_COPY_CHUNK):
+            writer.write(chunk)
 
 
 def process_alive(pid: int) -> bool:
