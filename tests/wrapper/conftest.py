@@ -198,3 +198,20 @@ def union_arcs(found: list[Upload]) -> dict[str, set[tuple[int, int]]]:
 
 
 Handler = Callable[[Any, Any], Any]
+
+
+#: The compiled coverage.py cores the wrapper runs on: ctrace everywhere, sysmon from 3.12.
+CORES = [
+    "ctrace",
+    pytest.param(
+        "sysmon",
+        marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"),
+    ),
+]
+
+
+def use_core(monkeypatch: pytest.MonkeyPatch, core: str) -> None:
+    """Measure with ``core`` (line data only on sysmon before 3.14: it has no branch data there)."""
+    monkeypatch.setenv("COVERAGE_CORE", core)
+    if core == "sysmon" and sys.version_info < (3, 14):
+        monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")

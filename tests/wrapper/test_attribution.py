@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import coverage
 import pytest
 
 from coverage_wrapper.attribution import INIT, INVOCATION, dynamic_context, parse_context
-from tests.wrapper.conftest import lambda_context, uploads, write_module
+from tests.wrapper.conftest import CORES, lambda_context, uploads, use_core, write_module
 from tests.wrapper.test_zero_code import load_zero_code
 
 # ``helper`` runs at init (line 5) and again in an invocation: the lines a
@@ -31,14 +30,6 @@ def handler(event, context):
 WARMUP_INIT_LINES = {1, 2, 5, 8}
 WARMUP_AGAIN_LINES = {2, 9, 10}
 WARMUP_PLAIN_LINES = {9, 11}
-
-CORES = [
-    "ctrace",
-    pytest.param(
-        "sysmon",
-        marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"),
-    ),
-]
 
 
 def lines_per_context(path: Path, measured: str) -> dict[str, set[int]]:
@@ -68,9 +59,7 @@ def test_init_and_invocation_lines_are_recorded_apart(
     monkeypatch: pytest.MonkeyPatch,
     core: str,
 ) -> None:
-    monkeypatch.setenv("COVERAGE_CORE", core)
-    if core == "sysmon" and sys.version_info < (3, 14):
-        monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
+    use_core(monkeypatch, core)
     write_module(task_root, "warmup.py", WARMUP)
     entry = load_zero_code(monkeypatch, "warmup.handler")
     assert entry.handler({"again": True}, lambda_context("r1")) == 3

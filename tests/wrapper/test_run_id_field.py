@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,14 @@ from coverage_wrapper.attribution import MAX_RUN_ID_LENGTH, run_id_in_event, run
 from coverage_wrapper.keys import KeyTemplate
 from coverage_wrapper.session import current_session
 from coverage_wrapper.spool import Spool
-from tests.wrapper.conftest import FUNCTION_NAME, lambda_context, uploads, write_module
-from tests.wrapper.test_attribution import CORES
+from tests.wrapper.conftest import (
+    CORES,
+    FUNCTION_NAME,
+    lambda_context,
+    uploads,
+    use_core,
+    write_module,
+)
 
 TEMPLATE = "{prefix}{function}/{run_id}/{container}-{pid}-{seq}.coverage"
 
@@ -80,9 +85,7 @@ def test_two_runs_through_one_container_are_reported_apart(
     core: str,
     policy: str,
 ) -> None:
-    monkeypatch.setenv("COVERAGE_CORE", core)
-    if core == "sysmon" and sys.version_info < (3, 14):
-        monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
+    use_core(monkeypatch, core)
     # ``interval`` with an hour's interval flushes only when the run changes:
     # the old run's data must then be flushed, under its key, before the switch.
     monkeypatch.setenv("COVERAGE_FLUSH_POLICY", policy)

@@ -10,7 +10,7 @@ import pytest
 
 from coverage_wrapper import coverage_handler
 from coverage_wrapper.scope import measured_scope, vendored_top_levels
-from tests.wrapper.conftest import lambda_context, union_lines, uploads, write_module
+from tests.wrapper.conftest import lambda_context, union_lines, uploads, use_core, write_module
 
 APP = """\
 import json
@@ -112,10 +112,7 @@ def test_every_core_measures_the_same_lines(
     monkeypatch: pytest.MonkeyPatch,
     core: str,
 ) -> None:
-    monkeypatch.setenv("COVERAGE_CORE", core)
-    # Before 3.14 sys.monitoring has no branch data: measure lines only there.
-    if core == "sysmon" and sys.version_info < (3, 14):
-        monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
+    use_core(monkeypatch, core)
     write_module(
         task_root,
         "helpers.py",

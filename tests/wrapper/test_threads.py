@@ -14,7 +14,14 @@ import pytest
 from coverage_wrapper import coverage_handler, health_check_handler
 from coverage_wrapper.measurement import flush_keeps_concurrent_lines
 from coverage_wrapper.session import current_session
-from tests.wrapper.conftest import lambda_context, union_lines, uploads, write_module
+from tests.wrapper.conftest import (
+    CORES,
+    lambda_context,
+    union_lines,
+    uploads,
+    use_core,
+    write_module,
+)
 
 THREADS = 8
 CALLS = 200
@@ -35,15 +42,6 @@ def def_lines(count: int) -> set[int]:
     return {2 * i + 1 for i in range(count)}
 
 
-CORES = [
-    "ctrace",
-    pytest.param(
-        "sysmon",
-        marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs 3.12"),
-    ),
-]
-
-
 @pytest.fixture
 def tight_switching() -> Iterator[None]:
     """Switch threads as often as the interpreter allows, to widen every race window."""
@@ -51,13 +49,6 @@ def tight_switching() -> Iterator[None]:
     sys.setswitchinterval(1e-6)
     yield
     sys.setswitchinterval(before)
-
-
-def use_core(monkeypatch: pytest.MonkeyPatch, core: str) -> None:
-    monkeypatch.setenv("COVERAGE_CORE", core)
-    # Before 3.14 sys.monitoring has no branch data: measure lines only there.
-    if core == "sysmon" and sys.version_info < (3, 14):
-        monkeypatch.setenv("COVERAGE_BRANCH_COVERAGE", "false")
 
 
 def saved_lines(path: Path) -> dict[str, set[int]]:
