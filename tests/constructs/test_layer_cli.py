@@ -19,12 +19,15 @@ from coverage_cdk_constructs.bytecode import find_interpreter
 from coverage_cdk_constructs.lambda_platform import SUPPORTED_PYTHONS, LambdaPlatform
 from coverage_cdk_constructs.validate_layer import validate_layer
 
-#: Runs the CLI in a fresh interpreter and reports what it loaded.
+#: Runs the CLI in a fresh interpreter and reports what it loaded of the CDK (its Node.js
+#: kernel) and of botocore (only publishing needs it).
 CLI_RUNNER = """
 import json, sys
 from coverage_cdk_constructs.cli import main
 code = main(sys.argv[1:])
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("aws_cdk", "jsii", "constructs"))
+heavy = sorted(
+    m for m in sys.modules if m.split(".")[0] in ("aws_cdk", "jsii", "constructs", "botocore")
+)
 print(json.dumps({"code": code, "heavy": heavy}))
 """
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"

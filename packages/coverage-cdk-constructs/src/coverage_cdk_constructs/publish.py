@@ -41,10 +41,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from coverage_cdk_constructs.arn_lookup import SSM_PREFIX, SsmClient, write_parameters
 from coverage_cdk_constructs.canary import Canary
 from coverage_cdk_constructs.lambda_platform import MACHINES, SUPPORTED_PYTHONS
@@ -57,6 +53,7 @@ from coverage_cdk_constructs.regions import parse_regions
 from coverage_wrapper.__about__ import __version__ as WRAPPER_VERSION
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_lambda import LambdaClient
 
 EXIT_OK: Final = 0
@@ -71,6 +68,8 @@ DEFAULT_MAX_ATTEMPTS: Final = 8
 
 def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
     """botocore's retries (standard mode: throttling, 5xx and connection errors, backoff)."""
+    from botocore.config import Config
+
     return Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=10,
@@ -80,6 +79,8 @@ def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
 
 def lambda_clients(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[[str], LambdaClient]:
     """A Lambda client per region, from the default credentials, with :func:`retry_config`."""
+    import boto3
+
     session = boto3.session.Session()
     config = retry_config(max_attempts)
     return lambda region: session.client("lambda", region_name=region, config=config)
@@ -87,6 +88,8 @@ def lambda_clients(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[[str], 
 
 def ssm_clients(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[[str], SsmClient]:
     """An SSM client per region, from the default credentials, with :func:`retry_config`."""
+    import boto3
+
     session = boto3.session.Session()
     config = retry_config(max_attempts)
     return lambda region: session.client("ssm", region_name=region, config=config)
@@ -380,6 +383,7 @@ def _align(
 
 def _attempt(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``call`` that returns its exception instead of raising: one region never stops the rest."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     def attempt(argument: Any) -> Any:
         try:
@@ -518,6 +522,8 @@ def run(
         if not args.canary_bucket:
             print("error: --canary-role needs --canary-bucket", file=sys.stderr)
             return EXIT_USAGE
+        import boto3
+
         from coverage_cdk_constructs.canary import AwsCanary
 
         session = boto3.session.Session()
