@@ -68,7 +68,6 @@ class RuntimeApi:
         self.changed = threading.Condition()
         #: The runtime has an ``invocation/next`` request open.
         self.runtime_waiting = False
-        self.runtime_next_calls = 0
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
         self.init_error: dict[str, Any] | None = None
@@ -173,7 +172,6 @@ class RuntimeApi:
     def _next_invocation(self) -> Invocation | None:
         with self.changed:
             self.runtime_waiting = True
-            self.runtime_next_calls += 1
             self.changed.notify_all()
             self.changed.wait_for(lambda: self.pending is not None or self._released)
             self.runtime_waiting = False

@@ -148,9 +148,14 @@ class CoverageLayers:
 
         :param architectures: default: every architecture the manifest lists.
         """
-        from coverage_cdk_constructs.manifest import publisher_account, read_manifest
+        from coverage_cdk_constructs.manifest import (
+            published_versions,
+            publisher_account,
+            read_manifest,
+        )
 
         layers = read_manifest(Path(manifest))
+        versions = published_versions(layers)
         if not layers:
             raise ValueError(f"{construct_id}: {manifest} lists no published layer")
         chosen = architectures or [a for a in ARCHITECTURES if a.name in layers]
@@ -165,7 +170,7 @@ class CoverageLayers:
             made[architecture.name] = published_layer(
                 scope,
                 construct_id + architecture_suffix(architecture),
-                version={region: e.version for region, e in entry.regions.items()},
+                version=versions[architecture.name],
                 architecture=architecture,
                 region=region,
                 account=publisher_account(layers),
