@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -241,6 +242,20 @@ def test_validate_exits_non_zero_and_names_each_problem(
     assert f"{bad}: forbidden: python/boto3/__init__.py: boto3 belongs to the Lambda runtime" in err
     assert cli.main(["validate"]) == cli.EXIT_USAGE
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
+
+
+def test_validate_shows_member_names_without_their_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = tmp_path / "hostile-x86_64.zip"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("python/\x1b]0;owned\x07\u202eevil.txt", b"x")
+        archive.writestr("python/boto3/\x1b[2K__init__.py", b"")
+    assert cli.main(["validate", "--no-run", str(hostile)]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", err) is None
+    assert f"{hostile}: layout: python/\\x1b]0;owned\\x07\\u202eevil.txt: outside" in err
+    assert f"{hostile}: forbidden: python/boto3/\\x1b[2K__init__.py: boto3 belongs" in err
 
 
 def test_subcommands_plug_in_as_modules(tmp_path: Path) -> None:

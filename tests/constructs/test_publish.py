@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -153,6 +154,86 @@ def test_sharing_is_applied_and_read_back_from_the_policy(aws: None, zip_a: Path
     }
     again = publish_layer(_request(zip_a, sharing=accounts), lambda_client=_clients())
     assert {r.status for r in again.results.values()} == {"unchanged"}
+
+
+#: Neither is an account id: every account, an organisation, ARNs, wrong lengths, other digits.
+NOT_ACCOUNTS = [
+    "*",
+    "o-abc123def4",
+    "11112222333",
+    "1111222233334",
+    "arn:aws:iam::111122223333:root",
+    "111122223333 ",
+    "\uff11" * 12,
+    "",
+]
+
+
+def _publish_argv(zip_path: Path) -> list[str]:
+    return ["publish", "--zip", str(zip_path), "--architecture", "x86_64", "--regions", "us-east-1"]
+
+
+def _no_layer_anywhere() -> bool:
+    client = boto3.client("lambda", region_name="us-east-1")
+    return client.list_layers()["Layers"] == []
+
+
+@pytest.mark.parametrize("value", NOT_ACCOUNTS)
+def test_account_takes_only_account_ids_and_exits_2_naming_the_value(
+    aws: None, zip_a: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_cdk_constructs import cli
+
+    argv = [*_publish_argv(zip_a), "--account", "111122223333", value]
+    assert cli.main(argv) == publish.EXIT_USAGE
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"lambda-coverage-layer publish: error: argument --account: {value!r} ")
+    assert "12-digit account ids" in error
+    assert "--public" in error
+    assert _no_layer_anywhere()
+
+
+#: Not an organisation id: every account, capitals, too short, an account id, a space.
+NOT_ORGANISATIONS = ["*", "o-ABC123DEF4", "o-abc", "123456789012", "o-abc123def4 "]
+
+
+@pytest.mark.parametrize("value", NOT_ORGANISATIONS)
+def test_org_id_takes_only_organisation_ids(
+    aws: None, zip_a: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_cdk_constructs import cli
+
+    assert cli.main([*_publish_argv(zip_a), "--org-id", value]) == publish.EXIT_USAGE
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert f"argument --org-id: {value!r} is not an AWS Organizations id" in error
+    assert _no_layer_anywhere()
+
+
+def test_the_library_refuses_what_the_command_line_refuses() -> None:
+    for value in NOT_ACCOUNTS:
+        with pytest.raises(ValueError, match=re.escape(repr(value))):
+            Sharing(accounts=("111122223333", value))
+    for value in NOT_ORGANISATIONS:
+        with pytest.raises(ValueError, match=re.escape(f"{value!r} is not an AWS Organizations")):
+            Sharing(org_id=value)
+    with pytest.raises(ValueError, match="'\\*' is not an AWS account id"):
+        dataclasses.replace(Sharing(accounts=("111122223333",)), accounts=("*",))
+
+
+def test_every_account_only_through_public(
+    aws: None, zip_a: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_cdk_constructs import cli
+
+    assert cli.main([*_publish_argv(zip_a), "--account", "111122223333"]) == publish.EXIT_OK
+    assert _policy_principals("us-east-1", 1) == {
+        ("lambda-coverage-account-111122223333", "111122223333")
+    }
+    assert cli.main([*_publish_argv(zip_a), "--org-id", "o-abc123def4"]) == publish.EXIT_OK
+    assert _policy_principals("us-east-1", 1) == {("lambda-coverage-org-o-abc123def4", "*")}
+    assert "organisation o-abc123def4" in capsys.readouterr().out
+    assert cli.main([*_publish_argv(zip_a), "--public"]) == publish.EXIT_OK
+    assert _policy_principals("us-east-1", 1) == {("lambda-coverage-public", "*")}
 
 
 def test_a_failing_region_is_reported_and_a_rerun_finishes_it(aws: None, zip_a: Path) -> None:

@@ -81,3 +81,21 @@ def test_the_root_logger_is_left_alone(handler: Any, capsys: pytest.CaptureFixtu
     # Our lines are not duplicated into the function's own logging setup.
     assert [r for r in seen if r.name.startswith("coverage_wrapper")] == []
     assert json_lines(capsys.readouterr().out)[0]["message"].startswith("Coverage file uploaded")
+
+
+def test_names_from_data_reach_the_log_as_escaped_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage_wrapper import logs
+
+    hostile = "fn\x1b]0;owned\x07\x1b[2K\r\n\x9b31m\u202egnp.exe<img src=x>"
+    monkeypatch.setattr(logs.logger, "handlers", [])
+    logs.configure("INFO")
+    logs.log(logging.WARNING, f"cannot upload for {hostile}", function=hostile, s3_key=hostile)
+    (line, end) = capsys.readouterr().out.split("\n")
+    # One line of printable ASCII: JSON escapes every control and non-ASCII character.
+    assert end == ""
+    assert all(" " <= character <= "~" for character in line), line
+    record = json.loads(line)
+    assert record["message"] == f"cannot upload for {hostile}"
+    assert record["function"] == record["s3_key"] == hostile

@@ -34,6 +34,7 @@ import base64
 import functools
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,16 @@ STATEMENT_PREFIX: Final = "lambda-coverage-"
 #: Rounds of catching up after a region overshot the target version.
 MAX_ALIGN_ROUNDS: Final = 3
 DEFAULT_MAX_ATTEMPTS: Final = 8
+#: What Lambda's AddLayerVersionPermission takes as one account (its Principal
+#: also takes ``*``, which means every AWS account: only :attr:`Sharing.public`
+#: asks for that).
+ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
+#: What it takes as OrganizationId (with the principal ``*``).
+ORGANIZATION_ID: Final = re.compile(r"o-[a-z0-9]{10,32}")
+_SHARING_FORMS: Final = (
+    "give 12-digit account ids (123456789012); an organisation is --org-id o-a1b2c3d4e5, "
+    "every AWS account --public"
+)
 
 
 def retry_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
@@ -95,13 +106,60 @@ def ssm_clients(max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[[str], Ssm
     return lambda region: session.client("ssm", region_name=region, config=config)
 
 
+def account_id(text: str) -> str:
+    """``text`` if it is a 12-digit AWS account id; else ValueError naming it and what is taken.
+
+    ``*`` (every account) and organisation ids are refused here: they have
+    their own, explicit ways (``--public``, ``--org-id``).
+    """
+    if ACCOUNT_ID.fullmatch(text):
+        return text
+    if ORGANIZATION_ID.fullmatch(text):
+        raise ValueError(f"{text!r} is an organisation id, not an account id: {_SHARING_FORMS}")
+    raise ValueError(f"{text!r} is not an AWS account id: {_SHARING_FORMS}")
+
+
+def organization_id(text: str) -> str:
+    """``text`` if it is an AWS Organizations id (``o-``, 10-32 of ``a-z 0-9``); else ValueError."""
+    if ORGANIZATION_ID.fullmatch(text):
+        return text
+    raise ValueError(
+        f"{text!r} is not an AWS Organizations id: give o- and 10 to 32 lowercase letters or "
+        "digits (o-a1b2c3d4e5)"
+    )
+
+
+def _argument(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check`` as an argparse ``type``: its ValueError becomes a usage error (exit 2)."""
+
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
 @dataclass(frozen=True)
 class Sharing:
-    """Who may use the layer: nobody else, everyone, one organisation, or some accounts."""
+    """Who may use the layer: nobody else, everyone, one organisation, or some accounts.
+
+    Every AWS account (principal ``*``) only with ``public=True``: an account
+    or organisation id that is not one (:func:`account_id`,
+    :func:`organization_id`) raises ValueError.
+    """
 
     public: bool = False
     org_id: str | None = None
     accounts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.org_id is not None:
+            organization_id(self.org_id)
+        for account in self.accounts:
+            account_id(account)
 
     def statements(self) -> dict[str, tuple[str, str | None]]:
         """The wanted policy statements: ``{statement id: (principal, organisation)}``."""
@@ -461,8 +519,20 @@ def add_parser(
     )
     sharing = parser.add_mutually_exclusive_group()
     sharing.add_argument("--public", action="store_true", help="every AWS account may use it")
-    sharing.add_argument("--org-id", help="accounts of this organisation may use it")
-    sharing.add_argument("--account", nargs="+", default=[], help="these accounts may use it")
+    sharing.add_argument(
+        "--org-id",
+        type=_argument(organization_id),
+        metavar="o-ID",
+        help="accounts of this organisation may use it",
+    )
+    sharing.add_argument(
+        "--account",
+        nargs="+",
+        default=[],
+        type=_argument(account_id),
+        metavar="ACCOUNT_ID",
+        help="these accounts (12-digit ids) may use it",
+    )
     parser.add_argument("--package-version", default=WRAPPER_VERSION, help="for the description")
     parser.add_argument(
         "--dry-run", action="store_true", help="say what would change; change nothing"

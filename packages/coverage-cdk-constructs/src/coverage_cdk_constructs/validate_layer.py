@@ -38,6 +38,7 @@ from coverage_cdk_constructs.cli import EXIT_FAILED, EXIT_OK
 from coverage_cdk_constructs.lambda_platform import MACHINES, SUPPORTED_PYTHONS, LambdaPlatform
 from coverage_wrapper.constants import EXTENSION_NAME
 from coverage_wrapper.extension import LAUNCHER_FILE
+from coverage_wrapper.untrusted_text import terminal_text
 
 ProblemKind = Literal["zip", "size", "layout", "forbidden", "tracer", "bytecode", "run"]
 
@@ -495,11 +496,12 @@ def run(args: argparse.Namespace) -> int:
             max_unzipped=args.max_unzipped_bytes,
             run=not args.no_run,
         )
+        # Problems name the zip's members: their control characters are shown, not sent.
         for note in result.notes:
-            print(f"{path}: {note}", file=sys.stderr)
+            print(terminal_text(f"{path}: {note}"), file=sys.stderr)
         for problem in result.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
+            print(terminal_text(f"{path}: {problem}"), file=sys.stderr)
         if result.ok:
-            print(f"{path}: ok ({result.architecture})")
+            print(terminal_text(f"{path}: ok ({result.architecture})"))
         failed = failed or not result.ok
     return EXIT_FAILED if failed else EXIT_OK

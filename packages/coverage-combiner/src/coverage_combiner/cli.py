@@ -25,6 +25,7 @@ from coverage_combiner.parallel import Stage, available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
 from coverage_combiner.remap import PathRemapper
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, normalize_prefix
+from coverage_wrapper.untrusted_text import terminal_text
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -276,7 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_run_id(args.key_template, args.run_id)
     except ValueError as exc:
-        err.write(f"lambda-coverage combine: error: argument --run-id: {exc} as --key-template\n")
+        err.write(
+            terminal_text(
+                f"lambda-coverage combine: error: argument --run-id: {exc} as --key-template"
+            )
+            + "\n"
+        )
         return EXIT_USAGE
     progress = Progress(err, not args.quiet)
     try:
@@ -310,11 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.finish()
         if exc.result is not None:
             _print_problems(err, exc.result, quiet=args.quiet)
-        err.write(f"lambda-coverage: error: {exc}\n")
+        err.write(terminal_text(f"lambda-coverage: error: {exc}") + "\n")
         return EXIT_ERROR
     except (CombinerError, ValueError) as exc:
         progress.finish()
-        err.write(f"lambda-coverage: error: {exc}\n")
+        err.write(terminal_text(f"lambda-coverage: error: {exc}") + "\n")
         return EXIT_ERROR
     summary = written.summary
     if args.json:
@@ -324,8 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_problems(err, result, quiet=args.quiet)
     for refused in summary["refused_paths"]:
         err.write(
-            f"lambda-coverage: refused measured path {refused['path']!r} of "
-            f"{refused['function'] or 'the data'}: {refused['reason']}\n"
+            terminal_text(
+                f"lambda-coverage: refused measured path {refused['path']!r} of "
+                f"{refused['function'] or 'the data'}: {refused['reason']}"
+            )
+            + "\n"
         )
     partial = result.partial or bool(summary["refused_paths"])
     return _exit_code(args.fail_under, written, partial, err)
@@ -335,17 +344,17 @@ def _print_problems(err: TextIO, result: CombineResult, *, quiet: bool) -> None:
     """Warnings (unless ``quiet``), then every rejected input and other object, with why."""
     if not quiet:
         for warning in result.warnings:
-            err.write(f"lambda-coverage: warning: {warning}\n")
+            err.write(terminal_text(f"lambda-coverage: warning: {warning}") + "\n")
     for name, reason in result.rejected:
-        err.write(f"lambda-coverage: rejected {name}: {reason}\n")
+        err.write(terminal_text(f"lambda-coverage: rejected {name}: {reason}") + "\n")
     for name, reason in result.skipped:
-        err.write(f"lambda-coverage: skipped {name}: {reason}\n")
+        err.write(terminal_text(f"lambda-coverage: skipped {name}: {reason}") + "\n")
 
 
 def _exit_code(fail_under: float | None, written: Written, partial: bool, err: TextIO) -> int:
     """Errors first, then the threshold, then partial input."""
     if written.missing_source is not None:
-        err.write(f"lambda-coverage: error: {written.missing_source}\n")
+        err.write(terminal_text(f"lambda-coverage: error: {written.missing_source}") + "\n")
         return EXIT_ERROR
     totals = written.summary.get("totals")
     if fail_under is not None and not totals:
@@ -370,7 +379,7 @@ def _print_human(out: TextIO, summary: dict[str, Any], outputs: dict[str, str]) 
     out.write("\n")
     for kind, where in outputs.items():
         shown = where if where.startswith("s3://") else relative_to_here(where)
-        out.write(f"{kind:<9} {shown}\n")
+        out.write(terminal_text(f"{kind:<9} {shown}") + "\n")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.merge import bits_to_lines, lines_to_bits, split_context
 from coverage_wrapper.attribution import INIT, parse_context
+from coverage_wrapper.untrusted_text import (
+    markdown_code,
+    markdown_name,
+    markdown_text,
+    terminal_text,
+)
 
 if TYPE_CHECKING:
     from coverage_combiner.combine import CombineResult
@@ -146,7 +152,12 @@ def relative_to_here(path: str) -> str:
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
-    """The summary as Markdown: totals, files, functions, problems."""
+    """The summary as Markdown: totals, files, functions, problems.
+
+    Every name in it comes from data (functions, versions, paths, inputs,
+    warnings that quote them) and is written through
+    :mod:`coverage_wrapper.untrusted_text`: shown as it is, never as markup.
+    """
     lines = ["## Lambda Coverage", ""]
     totals = summary.get("totals")
     inputs = summary["inputs"]
@@ -165,8 +176,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "| File | Statements | Missing | Cover |", "| --- | ---: | ---: | ---: |"]
         for path, figures in summary["files"].items():
             lines.append(
-                f"| `{path}` | {figures['statements']} | {figures['missing_lines']} "
-                f"| {figures['percent_covered']:.1f}% |"
+                f"| {markdown_code(path, in_table=True)} | {figures['statements']} "
+                f"| {figures['missing_lines']} | {figures['percent_covered']:.1f}% |"
             )
     else:
         lines.append(
@@ -180,7 +191,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for name, entry in functions.items():
         cover = f"{entry['percent_covered']:.1f}%" if "percent_covered" in entry else "—"
         lines.append(
-            f"| {name} | {', '.join(entry['versions']) or '—'} | {entry['files']} "
+            f"| {markdown_name(name, in_table=True)} | {_versions(entry['versions'])} "
+            f"| {entry['files']} "
             f"| {entry['executed_lines']} | {cover} |"
         )
     cold = [
@@ -197,16 +209,29 @@ def render_markdown(summary: dict[str, Any]) -> str:
             "| --- | --- | --- |",
         ]
         for name, path, found in cold:
-            lines.append(f"| {name} | `{relative_to_here(path)}` | {_ranges(found)} |")
+            lines.append(
+                f"| {markdown_name(name, in_table=True)} "
+                f"| {markdown_code(relative_to_here(path), in_table=True)} | {_ranges(found)} |"
+            )
     if summary["warnings"]:
-        lines += ["", *[f"> ⚠️ {warning}" for warning in summary["warnings"]]]
+        lines += ["", *[f"> ⚠️ {markdown_text(warning)}" for warning in summary["warnings"]]]
     if inputs["rejected"]:
         lines += ["", f"**{len(inputs['rejected'])} input(s) rejected:**", ""]
-        lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["rejected"]]
+        lines += [_problem(r) for r in inputs["rejected"]]
     if inputs.get("skipped"):
         lines += ["", f"**{len(inputs['skipped'])} other object(s) skipped:**", ""]
-        lines += [f"- `{r['input']}`: {r['reason']}" for r in inputs["skipped"]]
+        lines += [_problem(r) for r in inputs["skipped"]]
     return "\n".join(lines) + "\n"
+
+
+def _versions(versions: list[str]) -> str:
+    """A function's versions for a Markdown table cell."""
+    return ", ".join(markdown_name(v, in_table=True) for v in versions) or "—"
+
+
+def _problem(entry: dict[str, str]) -> str:
+    """A rejected or skipped input as a Markdown list item: its name, then why."""
+    return f"- {markdown_code(entry['input'])}: {markdown_text(entry['reason'])}"
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -276,7 +301,12 @@ def _aligned(
     *,
     left: frozenset[int] | set[int] = frozenset({0}),
 ) -> list[str]:
-    """Columns padded to their widest cell: text columns (``left``) left-aligned, figures right."""
+    """Columns padded to their widest cell: text columns (``left``) left-aligned, figures right.
+
+    Cells are names from data: their control characters are shown, not sent.
+    """
+    header, total = [terminal_text(c) for c in header], total and [terminal_text(c) for c in total]
+    rows = [[terminal_text(cell) for cell in row] for row in rows]
     every = [header, *rows, *([total] if total else [])]
     widths = [max(len(row[i]) for row in every) for i in range(len(header))]
 
