@@ -231,6 +231,34 @@ def test_a_shared_role_no_grant_can_be_added_to_is_reported_naming_it_and_its_fu
     ]
 
 
+def test_a_role_of_another_account_shared_by_two_functions_is_reported_too() -> None:
+    """Not marked immutable, but CDK adds no policy to a role another account owns."""
+    env = cdk.Environment(account="123456789012", region="eu-west-1")
+    stack = cdk.Stack(cdk.App(), "Foreign", env=env)
+    role = iam.Role.from_role_arn(stack, "Theirs", "arn:aws:iam::999999999999:role/shared")
+    bucket = CoverageBucket(stack, "Coverage")
+    layer = imported_layer(stack)
+    for construct_id in ("FnA", "FnB"):
+        InstrumentedFunction(
+            stack,
+            construct_id,
+            bucket=bucket,
+            layer=layer,
+            role=role,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="app.handler",
+            code=code(),
+        )
+    assert assertions.Template.from_stack(stack).find_resources("AWS::IAM::Policy") == {}
+    immutable = _warnings(stack, WARN_IMMUTABLE_ROLE)
+    assert sorted(immutable) == ["/Foreign/FnA", "/Foreign/FnB"]
+    assert "imported with mutable=False or from another account" in immutable["/Foreign/FnA"]
+    shared = _warnings(stack, WARN_SHARED_ROLE)
+    assert sorted(shared) == ["/Foreign/FnA", "/Foreign/FnB"]
+    assert "the role Foreign/Theirs of Foreign/FnB is shared by the instrumented functions " \
+        "Foreign/FnA, Foreign/FnB," in shared["/Foreign/FnB"]
+
+
 def test_the_evaluator_judges_source_function_conditions_as_iam_does() -> None:
     arn_a, arn_b = FUNCTION_ARN.format("fn-a"), FUNCTION_ARN.format("fn-ab")
 

@@ -328,7 +328,8 @@ def _grant_write(function: lambda_.Function, bucket: s3.IBucket, prefix: str) ->
         Annotations.of(function).add_warning_v2(
             WARN_IMMUTABLE_ROLE,
             f"Lambda Coverage did not change the role {role.node.path} of "
-            f"{function.node.path}: it is imported with mutable=False. Give that role "
+            f"{function.node.path}: it is imported with mutable=False or from another account. "
+            "Give that role "
             f"s3:PutObject on the objects '{function_keys_pattern(prefix, '<function name>')}' "
             f"of {bucket.node.path} on the condition that {SOURCE_FUNCTION_ARN_KEY} equals "
             "the function's ARN"
