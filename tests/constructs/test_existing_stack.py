@@ -353,7 +353,8 @@ def test_each_function_left_alone_or_kept_as_it_was_has_one_warning_saying_why(
             "/Existing/Imported",
             "Lambda Coverage did not change the role Existing/PlatformRole of "
             "Existing/Imported: it is imported with mutable=False or from another account. "
-            "Give that role s3:PutObject on the objects 'coverage/????/??/??/<function name>/*' of Existing/Coverage/Bucket "
+            "Give that role s3:PutObject on the objects "
+            "'coverage/????/??/??/<function name>/*' of Existing/Coverage/Bucket "
             "on the condition that lambda:SourceFunctionArn equals the function's ARN "
             "(CoverageBucket.grant_write_coverage(role, function_name=..., "
             "source_function_arn=...) where the role is yours to change); until then its data "
