@@ -255,8 +255,10 @@ def test_a_role_of_another_account_shared_by_two_functions_is_reported_too() -> 
     assert "imported with mutable=False or from another account" in immutable["/Foreign/FnA"]
     shared = _warnings(stack, WARN_SHARED_ROLE)
     assert sorted(shared) == ["/Foreign/FnA", "/Foreign/FnB"]
-    assert "the role Foreign/Theirs of Foreign/FnB is shared by the instrumented functions " \
+    assert (
+        "the role Foreign/Theirs of Foreign/FnB is shared by the instrumented functions "
         "Foreign/FnA, Foreign/FnB," in shared["/Foreign/FnB"]
+    )
 
 
 def test_the_evaluator_judges_source_function_conditions_as_iam_does() -> None:
