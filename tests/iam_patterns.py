@@ -2,7 +2,9 @@
 
 A small evaluator, honest about its reach: it knows the elements and
 condition operators our templates use and raises on any other, so a policy
-it cannot judge fails a test instead of passing one.
+it cannot judge fails a test instead of passing one. As in IAM, a condition
+on a key the request does not carry fails (no ``...IfExists`` operator is
+known here), and condition key names are matched regardless of case.
 """
 
 from __future__ import annotations
@@ -63,13 +65,47 @@ def _principal_matches(principal: Any, caller: str) -> bool:
     return "*" in arns or (caller != ANONYMOUS and caller in arns)
 
 
+#: The condition key Lambda puts in the credentials context of requests made from a
+#: function's execution environment: the function's unqualified ARN.
+SOURCE_FUNCTION_ARN: Final = "lambda:SourceFunctionArn"
+
+
+def arn_matches(pattern: str, arn: str) -> bool:
+    """IAM's ``ArnEquals``/``ArnLike``: each of the six ``:`` components matched on its own.
+
+    ``*`` and ``?`` are wildcards within a component (the first five cannot
+    reach into the next); the sixth, the resource, may hold ``:`` itself. A
+    value that is not an ARN of six components matches nothing; a pattern
+    that is not one is beyond this evaluator.
+    """
+    parts, wanted = arn.split(":", 5), pattern.split(":", 5)
+    if len(wanted) != 6:
+        raise ValueError(f"ARN pattern {pattern!r} has not six components: beyond this evaluator")
+    if len(parts) != 6:
+        return False
+    return all(
+        re.fullmatch(iam_regex(w).pattern, p, re.DOTALL) for w, p in zip(wanted, parts, strict=True)
+    )
+
+
+def _context_value(context: Mapping[str, str], key: str) -> str | None:
+    # Condition key names are case-insensitive in IAM; their values are not.
+    found = [value for name, value in context.items() if name.lower() == key.lower()]
+    if len(found) > 1:
+        raise ValueError(f"the request context names {key!r} twice (in different cases)")
+    return found[0] if found else None
+
+
 def _condition_matches(
     condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]
 ) -> bool:
     for operator, tests in condition.items():
         for key, expected in tests.items():
-            actual = context.get(key)
-            if operator == "Bool":
+            actual = _context_value(context, key)
+            if operator in ("ArnEquals", "ArnLike"):
+                if actual is None or not any(arn_matches(e, actual) for e in _listed(expected)):
+                    return False
+            elif operator == "Bool":
                 wanted = {str(v).lower() for v in _listed(expected)}
                 if actual is None or actual.lower() not in wanted:
                     return False

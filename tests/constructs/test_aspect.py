@@ -133,6 +133,7 @@ def test_its_functions_may_write_only_their_own_keys(
         assert statements_for_role(template, ids[f"{name}Role"]) == [
             {
                 "Action": ["s3:PutObject"],
+                "Condition": {"ArnEquals": {"lambda:SourceFunctionArn": f"<{ids[name]}.Arn>"}},
                 "Effect": "Allow",
                 "Resource": [f"<{ids['Bucket']}.Arn>/coverage/????/??/??/<{ids[name]}>/*"],
             }

@@ -279,11 +279,13 @@ def test_the_users_own_variables_win_and_it_stays_attachable(existing: Built) ->
 def test_write_policies_are_exact_and_only_where_they_belong(existing: Built) -> None:
     arn = f"<{existing.ids['Bucket']}.Arn>"
     for name in ("Orders", "Billing", "Reports", "Snap"):
+        function = existing.ids[name]
         assert statements_for_role(existing.template, existing.ids[f"{name}Role"]) == [
             {
                 "Action": ["s3:PutObject"],
+                "Condition": {"ArnEquals": {"lambda:SourceFunctionArn": f"<{function}.Arn>"}},
                 "Effect": "Allow",
-                "Resource": [f"{arn}/coverage/????/??/??/<{existing.ids[name]}>/*"],
+                "Resource": [f"{arn}/coverage/????/??/??/<{function}>/*"],
             }
         ], name
     # Writes to its own bucket, skipped functions: nothing of ours.
@@ -350,10 +352,13 @@ def test_each_function_left_alone_or_kept_as_it_was_has_one_warning_saying_why(
         (
             "/Existing/Imported",
             "Lambda Coverage did not change the role Existing/PlatformRole of "
-            "Existing/Imported: it is imported with mutable=False. Give that role s3:PutObject "
-            "on the objects 'coverage/????/??/??/<function name>/*' of Existing/Coverage/Bucket "
-            "(CoverageBucket.grant_write_coverage(role, function_name=...) where the role is "
-            "yours to change); until then its data cannot be uploaded "
+            "Existing/Imported: it is imported with mutable=False or from another account. "
+            "Give that role s3:PutObject on the objects "
+            "'coverage/????/??/??/<function name>/*' of Existing/Coverage/Bucket "
+            "on the condition that lambda:SourceFunctionArn equals the function's ARN "
+            "(CoverageBucket.grant_write_coverage(role, function_name=..., "
+            "source_function_arn=...) where the role is yours to change); until then its data "
+            "cannot be uploaded "
             "[ack: lambda-coverage:immutable-role]",
         ),
         (

@@ -132,6 +132,7 @@ def test_a_function_may_write_only_its_own_keys_and_read_nothing(
         assert statements_for_role(template, ids[f"{name}Role"]) == [
             {
                 "Action": ["s3:PutObject"],
+                "Condition": {"ArnEquals": {"lambda:SourceFunctionArn": f"<{ids[name]}.Arn>"}},
                 "Effect": "Allow",
                 "Resource": [f"<{ids['Bucket']}.Arn>/coverage/????/??/??/<{ids[name]}>/*"],
             }

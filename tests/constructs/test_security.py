@@ -1,7 +1,8 @@
 """Security promises of the constructs, judged on synthesised templates by IAM's rules.
 
 The bucket refuses plain HTTP and anyone without credentials; a function's
-role may write only its own keys and read nothing; the combiner's role reads
+role may write only its own keys, only from that function's code, and read
+nothing; the combiner's role reads
 raw data and reports and writes only under the combined prefix. moto does not
 enforce policies, so each promise is checked twice: on the template's
 properties (``aws_cdk.assertions``) and by evaluating its policies
@@ -35,10 +36,11 @@ from coverage_cdk_constructs.bundle import Bundle
 from tests.constructs.conftest import code, imported_layer
 from tests.constructs.templates import concrete, logical_id, role_id, statements_for_role
 from tests.constructs.test_key_contract import wrapper_key
-from tests.iam_patterns import ANONYMOUS, Decision, Request, decide
+from tests.iam_patterns import ANONYMOUS, SOURCE_FUNCTION_ARN, Decision, Request, decide
 
 BUCKET_ARN: Final = "arn:aws:s3:::coverage-data"
 ACCOUNT_ROLE: Final = "arn:aws:iam::123456789012:role/{}"
+FUNCTION_ARN: Final = "arn:aws:lambda:eu-west-1:123456789012:function:{}"
 NAMES: Final = ("orders", "orders-v2")
 #: AWSLambdaBasicExecutionRole, the one managed policy our roles get: logs only.
 BASIC_EXECUTION: Final = [
@@ -61,6 +63,10 @@ class Synthesised:
     environments: dict[str, dict[str, Any]]
     template: assertions.Template
 
+    def from_code_of(self, name: str, context: dict[str, str]) -> dict[str, str]:
+        """``context`` as Lambda adds to a request made by ``name``'s code (its ARN)."""
+        return {**context, SOURCE_FUNCTION_ARN: FUNCTION_ARN.format(name)}
+
 
 def _managed_policies(template: assertions.Template, role: str) -> list[str]:
     properties = template.to_json()["Resources"][role]["Properties"]
@@ -76,6 +82,7 @@ def _synthesise(stack: cdk.Stack, bucket: CoverageBucket, functions: dict[str, A
     values = {f"{logical_id(bucket.bucket)}.Arn": BUCKET_ARN}
     # A function's Ref is its name (given here, so known before deployment).
     values |= {logical_id(f): name for name, f in functions.items() if name != "combiner"}
+    values |= {f"{logical_id(f)}.Arn": FUNCTION_ARN.format(name) for name, f in functions.items()}
     (policy,) = template.find_resources("AWS::S3::BucketPolicy").values()
     roles = {}
     for name, function in functions.items():
@@ -127,8 +134,12 @@ def as_role(
     key: str | None = None,
     context: dict[str, str] = TLS,
 ) -> Decision:
-    """IAM's decision on ``name``'s role calling ``action`` on the bucket or ``key`` (over TLS)."""
+    """IAM's decision on ``name``'s code calling ``action`` on the bucket or ``key`` (over TLS).
+
+    The request carries ``name``'s ``lambda:SourceFunctionArn``, as Lambda adds it.
+    """
     resource = BUCKET_ARN if key is None else f"{BUCKET_ARN}/{key}"
+    context = stack.from_code_of(name, context)
     request = Request(action, resource, ACCOUNT_ROLE.format(name), context)
     return decide(request, identity=stack.roles[name], resource=stack.bucket_policy)
 
@@ -209,6 +220,20 @@ def test_a_function_writes_only_its_own_keys_and_reads_nothing(stack: Synthesise
                 assert as_role(stack, name, action, key) == "implicit-deny", (action, key)
         for action in ("s3:ListBucket", "s3:PutBucketPolicy", "s3:DeleteBucket"):
             assert as_role(stack, name, action) == "implicit-deny", action
+
+
+def test_a_functions_role_used_outside_its_code_writes_nothing(stack: Synthesised) -> None:
+    """The role's credentials without the function's ARN (e.g. assumed elsewhere), or another's."""
+    for name in NAMES:
+        (other,) = set(NAMES) - {name}
+        own = wrapper_key(stack.environments[name], name, pid=7, seq=1)
+        assert as_role(stack, name, "s3:PutObject", own) == "allow"
+        for context in (TLS, stack.from_code_of(other, TLS)):
+            request = Request(
+                "s3:PutObject", f"{BUCKET_ARN}/{own}", ACCOUNT_ROLE.format(name), context
+            )
+            verdict = decide(request, identity=stack.roles[name], resource=stack.bucket_policy)
+            assert verdict == "implicit-deny", context
 
 
 def test_the_combiner_reads_raw_data_and_writes_only_its_output_prefix(stack: Synthesised) -> None:

@@ -122,20 +122,32 @@ class CoverageBucket(Construct):
         self.bucket = s3.Bucket(self, "Bucket", **props)
 
     def grant_write_coverage(
-        self, grantee: iam.IGrantable, function_name: str | None = None
+        self,
+        grantee: iam.IGrantable,
+        function_name: str | None = None,
+        *,
+        source_function_arn: str | None = None,
     ) -> iam.Grant:
         """Let ``grantee`` put data files: under the raw prefix, or only its function's keys.
 
         With ``function_name``, only keys of the wrapper's layout for that
         function (``{raw}yyyy/mm/dd/{function_name}/...``). Nothing to read.
-        With a KMS key, the returned grant includes encrypting with it.
-        Granting a function its own name through its own role's default
-        policy makes a dependency cycle; :class:`InstrumentedFunction` uses a
-        policy of its own for that.
+        With ``source_function_arn`` (the function's unqualified ARN), only
+        requests made by that function's code may use the grant (the
+        ``lambda:SourceFunctionArn`` condition): on a role several functions
+        share, each stays in its own keys. With a KMS key, the returned grant
+        includes encrypting with it. Naming a function (its name or ARN)
+        through its own role's default policy makes a dependency cycle;
+        :class:`InstrumentedFunction` uses a policy of its own for that.
         """
-        statement = write_coverage_statement(self.bucket, self.raw_prefix, function_name)
+        statement = write_coverage_statement(
+            self.bucket, self.raw_prefix, function_name, source_function_arn
+        )
         grant = iam.Grant.add_to_principal(
-            grantee=grantee, actions=statement.actions, resource_arns=statement.resources
+            grantee=grantee,
+            actions=statement.actions,
+            resource_arns=statement.resources,
+            conditions=statement.conditions or None,
         )
         return _with_key(grant, grant_key_write(self.bucket, grantee))
 
@@ -176,15 +188,37 @@ class CoverageBucket(Construct):
         return _with_key(grant, grant_key_write(self.bucket, grantee))
 
 
+#: The condition key Lambda sets on every request made with a function's
+#: execution-role credentials from its execution environment: the function's
+#: unqualified ARN (the Lambda guide's "Using source function ARN to control
+#: function access behavior"; identity-based policies and SCPs only).
+SOURCE_FUNCTION_ARN_KEY: Final = "lambda:SourceFunctionArn"
+
+
 def write_coverage_statement(
-    bucket: s3.IBucket, raw_prefix: str, function_name: str | None = None
+    bucket: s3.IBucket,
+    raw_prefix: str,
+    function_name: str | None = None,
+    source_function_arn: str | None = None,
 ) -> iam.PolicyStatement:
-    """``s3:PutObject`` under ``raw_prefix``, or only in ``function_name``'s folder of it."""
+    """``s3:PutObject`` under ``raw_prefix``, or only in ``function_name``'s folder of it.
+
+    With ``source_function_arn``, only for requests whose
+    ``lambda:SourceFunctionArn`` is that ARN (``ArnEquals``): requests of
+    another function on the same role, or of anyone using the role outside
+    Lambda, do not match.
+    """
     pattern = (
         function_keys_pattern(raw_prefix, function_name) if function_name else f"{raw_prefix}*"
     )
     return iam.PolicyStatement(
-        actions=["s3:PutObject"], resources=[bucket.arn_for_objects(pattern)]
+        actions=["s3:PutObject"],
+        resources=[bucket.arn_for_objects(pattern)],
+        conditions=(
+            {"ArnEquals": {SOURCE_FUNCTION_ARN_KEY: source_function_arn}}
+            if source_function_arn is not None
+            else None
+        ),
     )
 
 

@@ -34,7 +34,9 @@ class InstrumentedFunction(lambda_.Function):
     Every other keyword is ``lambda_.Function``'s. The function may put
     objects only under its own keys of the raw prefix
     (``{raw}yyyy/mm/dd/{function name}/...``, the key layout it is given in
-    ``COVERAGE_S3_KEY_TEMPLATE``), and read nothing. ``COVERAGE_*`` variables
+    ``COVERAGE_S3_KEY_TEMPLATE``), only by its own code (the grant's
+    ``lambda:SourceFunctionArn`` condition, so also on a role other
+    functions share), and read nothing. ``COVERAGE_*`` variables
     in ``environment`` win over the instrumentation's (a warning names
     them). A Python this release does not measure, or no room for another
     layer, leaves a plain function with a warning saying why.

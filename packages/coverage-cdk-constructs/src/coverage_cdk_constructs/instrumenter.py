@@ -25,6 +25,7 @@ from constructs import Construct, IConstruct, IValidation
 
 from coverage_cdk_constructs.bucket import (
     KEY_WRITE_ACTIONS,
+    SOURCE_FUNCTION_ARN_KEY,
     CoverageBucket,
     grant_key_write,
     write_coverage_statement,
@@ -65,6 +66,7 @@ WARN_CDK_SINGLETON: Final = "lambda-coverage:cdk-singleton"
 WARN_KEPT_VARIABLES: Final = "lambda-coverage:kept-variables"
 WARN_NOT_GRANTED: Final = "lambda-coverage:not-granted"
 WARN_IMMUTABLE_ROLE: Final = "lambda-coverage:immutable-role"
+WARN_SHARED_ROLE: Final = "lambda-coverage:shared-role"
 WARN_CONFLICTING_ASPECTS: Final = "lambda-coverage:conflicting-aspects"
 
 
@@ -304,11 +306,16 @@ def _grant_write(function: lambda_.Function, bucket: s3.IBucket, prefix: str) ->
             f"{function.node.path} has no role the coverage write permission could be added to"
         )
     # A policy of its own: the function's default policy may not name the
-    # function itself (the function depends on that policy: a cycle).
+    # function itself (the function depends on that policy: a cycle). Always
+    # bound to the function's own code (lambda:SourceFunctionArn): a role may
+    # be shared with functions this app cannot see, and the condition costs
+    # one line of policy.
     policy = iam.Policy(
         function,
         WRITE_POLICY_ID,
-        statements=[write_coverage_statement(bucket, prefix, function.function_name)],
+        statements=[
+            write_coverage_statement(bucket, prefix, function.function_name, function.function_arn)
+        ],
     )
     # Attached from the role's side: a role imported with mutable=False
     # ignores it (iam.Policy(roles=[...]) would attach it regardless).
@@ -321,13 +328,65 @@ def _grant_write(function: lambda_.Function, bucket: s3.IBucket, prefix: str) ->
         Annotations.of(function).add_warning_v2(
             WARN_IMMUTABLE_ROLE,
             f"Lambda Coverage did not change the role {role.node.path} of "
-            f"{function.node.path}: it is imported with mutable=False. Give that role "
+            f"{function.node.path}: it is imported with mutable=False or from another account. "
+            "Give that role "
             f"s3:PutObject on the objects '{function_keys_pattern(prefix, '<function name>')}' "
-            f"of {bucket.node.path}"
-            + (f" and {', '.join(KEY_WRITE_ACTIONS)} on {key.node.path}" if key else "")
-            + " (CoverageBucket.grant_write_coverage(role, function_name=...) where the role "
-            "is yours to change); until then its data cannot be uploaded",
+            f"of {bucket.node.path} on the condition that {SOURCE_FUNCTION_ARN_KEY} equals "
+            "the function's ARN"
+            + (f", and {', '.join(KEY_WRITE_ACTIONS)} on {key.node.path}" if key else "")
+            + " (CoverageBucket.grant_write_coverage(role, function_name=..., "
+            "source_function_arn=...) where the role is yours to change); until then its data "
+            "cannot be uploaded",
         )
+        function.node.add_validation(_SharedRoleCheck(function, role))
         return
     acknowledge_wildcards(policy, policy.document, WRITE_REASON)
     grant_key_write(bucket, role)
+
+
+def same_role(one: iam.IRole, other: iam.IRole) -> bool:
+    """Whether two roles are one: the same construct, or imported twice by the same ARN."""
+    if one.node.path == other.node.path:
+        return True
+    # Only a concrete ARN says two imports are one role (a token may differ by stack).
+    arn, other_arn = (Stack.of(role).resolve(role.role_arn) for role in (one, other))
+    return isinstance(arn, str) and arn == other_arn
+
+
+def instrumented_sharers(function: lambda_.Function, role: iam.IRole) -> list[lambda_.Function]:
+    """The app's instrumented functions whose role is ``role`` (``function`` among them)."""
+    return [
+        construct
+        for construct in function.node.root.node.find_all()
+        if isinstance(construct, lambda_.Function)
+        and construct.role is not None
+        and instrumented_with(construct) is not None
+        and same_role(construct.role, role)
+    ]
+
+
+@jsii.implements(IValidation)
+class _SharedRoleCheck:
+    """Warns, once the app is complete, when a role no grant could be bound to is shared.
+
+    Run at validation, not when the function is instrumented: the functions
+    that share the role may be made (or instrumented by the aspect) later.
+    """
+
+    def __init__(self, function: lambda_.Function, role: iam.IRole) -> None:
+        self.function, self.role = function, role
+
+    def validate(self) -> list[str]:
+        sharers = instrumented_sharers(self.function, self.role)
+        if len(sharers) > 1:
+            names = ", ".join(sorted(f.node.path for f in sharers))
+            Annotations.of(self.function).add_warning_v2(
+                WARN_SHARED_ROLE,
+                f"Lambda Coverage: the role {self.role.node.path} of {self.function.node.path} "
+                f"is shared by the instrumented functions {names}, and no grant bound to one "
+                f"function ({SOURCE_FUNCTION_ARN_KEY}) could be added to it: a grant on it "
+                "without that condition lets each of them write the others' coverage keys. "
+                "Give each function's grant that condition with its own ARN, or each function "
+                "a role of its own",
+            )
+        return []
