@@ -17,11 +17,12 @@ class SourceError(CombinerError):
 
 
 #: How many missing files and functions a message names; the rest are counted.
-SHOWN_FILES = 10
+SHOWN_FILES = 3
 SHOWN_FUNCTIONS = 3
-#: The longest a name or sentence from the data may be in a message: file and
-#: function names come from untrusted data files.
-SHOWN_CHARS = 200
+#: The longest a file name, or a sentence about one function, may be in a
+#: message: both come from untrusted data files.
+SHOWN_CHARS = 120
+SHOWN_SENTENCE = 300
 
 
 class MissingSourceError(CombinerError):
@@ -37,7 +38,9 @@ class MissingSourceError(CombinerError):
         self.functions = list(functions or [])
         self.missing = missing
         shown = _some([clip(name) for name in missing], SHOWN_FILES, "more")
-        why = "".join(f" ({clip(problem)})" for problem in self.functions[:SHOWN_FUNCTIONS])
+        why = "".join(
+            f" ({clip(problem, SHOWN_SENTENCE)})" for problem in self.functions[:SHOWN_FUNCTIONS]
+        )
         if len(self.functions) > SHOWN_FUNCTIONS:
             why += (
                 f" (and {len(self.functions) - SHOWN_FUNCTIONS} more functions whose folder was "
