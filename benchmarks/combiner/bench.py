@@ -8,9 +8,11 @@ Run: ``make bench-combiner`` (or ``hatch run python benchmarks/combiner/bench.py
    container (so the combiner's newest-snapshot shortcut does not apply: this
    is merge speed alone), in one of two shapes (``--shape``, both by default):
    ``single``, one context per file, each the arcs of a random subset of
-   scenarios; ``contexts``, two to four ``function@version`` contexts per file
-   (four functions, two versions each, every function's files under the same
-   names, as on Lambda), each context the union of its own random subset.
+   scenarios; ``contexts``, two to four contexts per file, each
+   ``function@version`` with its own dynamic part (init, invocations, runs), of
+   one of four functions in one of two versions (every function's files under
+   the same names, as on Lambda; each file under its function's key, which is
+   its identity), each context the union of its own random subset.
 3. Times, each in its own process, ``coverage combine --keep`` over a folder
    of the files and ``lambda-coverage combine`` over a folder of the same
    bytes, and ``lambda-coverage combine s3://...`` against moto's server on
@@ -104,20 +106,22 @@ def generate(count: int, folder: Path, shape: str = "single", seed: int = 7) -> 
                 merged.setdefault(name, set()).update(values)
         return merged
 
-    every = [f"{function}@{version}" for function in FUNCTIONS for version in ("$LATEST", "12")]
+    phases = ("init", "invocation", "invocation;run=r1", "invocation;run=r2")
     for number in range(count):
+        function, version = "main", "$LATEST"
         if shape == "single":
             contexts = {"main@$LATEST": union()}
         else:
-            contexts = {}
             # Every function's paths are relative to its own task root, as on
             # Lambda: the functions share file names (calculator/app.py).
-            for context in rng.sample(every, k=rng.randint(2, 4)):
-                contexts[context] = union()
-        function = next(iter(contexts)).partition("@")[0]
+            function, version = rng.choice(FUNCTIONS), rng.choice(("$LATEST", "12"))
+            contexts = {
+                f"{function}@{version}|{phase}": union()
+                for phase in rng.sample(phases, k=rng.randint(2, 4))
+            }
         day = f"2026/11/{1 + number % 28:02d}"
         name = f"{number:08x}-{1000 + number}-000001.coverage"
-        path = folder / f"coverage/{day}/{function}/LATEST/{name}"
+        path = folder / f"coverage/{day}/{function}/{version.lstrip('$')}/{name}"
         path.parent.mkdir(parents=True, exist_ok=True)
         data = CoverageData(basename=str(path))
         for context, files in contexts.items():
@@ -211,7 +215,8 @@ def _merged_arcs(path: Path, ran_in: Path) -> dict[tuple[str, str], set[tuple[in
     found: dict[tuple[str, str], set[tuple[int, int]]] = {}
     several = len({c.partition("@")[0] for c in data.measured_contexts()}) > 1
     for context in data.measured_contexts():
-        data.set_query_contexts([f"^{context.replace('$', '[$]')}$"])
+        # Exactly this context: a pattern would read '|' (static|dynamic) as an alternative.
+        data.set_query_context(context)
         apart = f"{context.partition('@')[0]}/" if several else ""
         for name in data.measured_files():
             relative = os.path.relpath(name, ran_in) if os.path.isabs(name) else name

@@ -56,7 +56,7 @@ def local_rate(rolling: bytes, newcomers: list[Path], work: Path) -> float:
     started = time.perf_counter()
     for path in newcomers:
         merger = Merger()
-        merger.add_bytes("rolling", rolling)
+        merger.add_bytes("rolling", rolling, combined_ok=True)
         merger.add_bytes(str(path), path.read_bytes())
         target = work / "next.coverage"
         write_data_file(merger.result(), target, None)

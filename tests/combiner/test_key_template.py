@@ -98,11 +98,23 @@ def test_a_run_id_keeps_only_that_runs_contexts(tmp_path: Path) -> None:
     assert r2.merged.contexts() == {"orders@$LATEST|invocation;run=r2"}
 
 
-def test_bad_template_or_run_id_options_are_refused() -> None:
+def test_a_bad_template_is_refused() -> None:
     with pytest.raises(KeyTemplateError, match=r"it lacks \{container\} \{pid\} \{seq\}"):
         CombineOptions(key_template="{prefix}{function}.coverage")
-    with pytest.raises(ValueError, match=r"run id 'r1' cannot be matched: the key template "):
-        CombineOptions(run_id="r1")
+
+
+def test_a_run_id_needs_no_run_id_in_the_key(tmp_path: Path) -> None:
+    # The default layout has no {run_id}: the run= contexts alone find the run.
+    root = tmp_path / "bucket"
+    write_data(
+        root / key("orders", pid=1, seq=1),
+        lines={
+            "orders@$LATEST|invocation;run=r1": {"o.py": {1, 2}},
+            "orders@$LATEST|invocation;run=r2": {"o.py": {3}},
+        },
+    )
+    r1 = combine([str(root)], CombineOptions(run_id="r1"))
+    assert r1.merged.lines_by_file() == {"o.py": {1, 2}}
 
 
 def test_cli_key_template_and_run_id(custom_layout: Path, tmp_path: Path) -> None:
@@ -139,13 +151,6 @@ def test_cli_usage_errors_for_the_template_and_the_run_id(
         "lambda-coverage combine: error: argument --key-template: key template "
         "'{prefix}{region}/{function}/x.coverage' is not valid: it lacks {container} {pid} {seq}"
     ) in err
-    assert main([*base, "--run-id", "r1"]) == EXIT_USAGE
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "lambda-coverage combine: error: argument --run-id: run id 'r1' cannot be matched: the "
-        "key template '{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}"
-        ".coverage' has no {run_id} field"
-    )
     assert not (tmp_path / "out").exists()
 
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from coverage_combiner import combine_coverage_files
-from coverage_combiner.cli import EXIT_OK, main
+from coverage_combiner.cli import EXIT_OK, EXIT_USAGE, main
 from coverage_combiner.errors import NoDataError
 from coverage_combiner.reader import COMBINED_OUTPUT
-from tests.combiner.conftest import key, read_data
+from tests.combiner.conftest import key, read_data, write_data
 from tests.combiner.test_s3_and_lambda import put_data
 
 if TYPE_CHECKING:
@@ -103,8 +103,6 @@ def test_a_day_without_data_is_an_error_and_writes_nothing(s3: S3Client, bucket:
 
 
 def test_the_cli_names_outputs_after_name(tmp_path: Path) -> None:
-    from tests.combiner.conftest import write_data
-
     inputs = tmp_path / "in"
     write_data(inputs / key(), lines={"orders@$LATEST": {"app.py": {1}}})
     out = tmp_path / "reports"
@@ -119,4 +117,19 @@ def test_the_cli_names_outputs_after_name(tmp_path: Path) -> None:
         "run-2.json",
         "run-2.md",
     ]
-    assert main(["combine", str(inputs), "-o", str(out), "--name", "a/b", "-q"]) == 1
+
+
+@pytest.mark.parametrize("stem", ["a/b", "..", ""])
+def test_a_bad_name_is_a_usage_error_naming_the_value_and_the_rule(
+    tmp_path: Path, stem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = tmp_path / "in"
+    write_data(inputs / key(), lines={"orders@$LATEST": {"app.py": {1}}})
+    out = tmp_path / "reports"
+    assert main(["combine", str(inputs), "-o", str(out), "--name", stem, "-q"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"lambda-coverage combine: error: argument --name: output name {stem!r} is not a file "
+        "name: give one without '/'"
+    )
+    assert not out.exists()

@@ -40,11 +40,13 @@ def inputs(root: Path, count: int = 40) -> Path:
     ]
     folder = root / "in"
     for pid in range(count - 2):
-        target = folder / key(pid=pid)
+        # Under the key of the function and version its contexts name.
+        target = folder / key(version=str(pid % 7 % 2), pid=pid)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(variants[pid % 7], target)
+    (folder / key(pid=998)).parent.mkdir(parents=True, exist_ok=True)
     (folder / key(pid=998)).write_bytes(b"junk")
-    write_data(folder / key(pid=999), lines={"billing@1": {"bill.py": {3, 4}}})
+    write_data(folder / key("billing", "1", pid=999), lines={"billing@1": {"bill.py": {3, 4}}})
     return folder
 
 

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 ROLLING = f"coverage-combined/{ROLLING_NAME}"
+#: A data file of billing version 1 (the key is the identity: its contexts say billing@1).
+BILLING = key("billing", "1", pid=3)
+
+
+def orders_key(pid: int) -> str:
+    """A key of orders version 1, the function and version the contexts name."""
+    return key(version="1", pid=pid)
 
 
 @pytest.fixture
@@ -53,18 +60,20 @@ def test_line_data_newcomers_join_the_accumulated_branch_data(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
     upload(
-        s3, lambda_bucket, tmp_path, key(pid=1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 2)}}}
+        s3, lambda_bucket, tmp_path, orders_key(1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 2)}}}
     )
-    assert handler(created(key(pid=1)), None)["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert handler(created(orders_key(1)), None)["merged"] == [
+        f"s3://{lambda_bucket}/{orders_key(1)}"
+    ]
     # Two line-data files outnumber the one rolling file of branch data: no matter.
-    upload(s3, lambda_bucket, tmp_path, key(pid=2), lines={"orders@1": {"app.py": {5}}})
-    upload(s3, lambda_bucket, tmp_path, key(pid=3), lines={"billing@1": {"bill.py": {6}}})
+    upload(s3, lambda_bucket, tmp_path, orders_key(2), lines={"orders@1": {"app.py": {5}}})
+    upload(s3, lambda_bucket, tmp_path, BILLING, lines={"billing@1": {"bill.py": {6}}})
 
-    result = handler(created(key(pid=2), key(pid=3)), None)
+    result = handler(created(orders_key(2), BILLING), None)
 
     assert result["merged"] == [
-        f"s3://{lambda_bucket}/{key(pid=2)}",
-        f"s3://{lambda_bucket}/{key(pid=3)}",
+        f"s3://{lambda_bucket}/{orders_key(2)}",
+        f"s3://{lambda_bucket}/{BILLING}",
     ]
     assert result["rejected"] == []
     assert rolling_arcs(s3, lambda_bucket, tmp_path) == {
@@ -80,12 +89,12 @@ def test_line_data_newcomers_join_the_accumulated_branch_data(
 def test_an_object_gone_before_its_event_is_reported_and_the_rest_merges(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
-    upload(s3, lambda_bucket, tmp_path, key(pid=1), lines={"orders@1": {"app.py": {1}}})
-    gone = key(pid=2)
+    upload(s3, lambda_bucket, tmp_path, orders_key(1), lines={"orders@1": {"app.py": {1}}})
+    gone = orders_key(2)
 
-    result = handler(created(gone, key(pid=1)), None)
+    result = handler(created(gone, orders_key(1)), None)
 
-    assert result["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert result["merged"] == [f"s3://{lambda_bucket}/{orders_key(1)}"]
     assert result["rejected"] == [
         {
             "input": f"s3://{lambda_bucket}/{gone}",
@@ -98,20 +107,20 @@ def test_an_object_gone_before_its_event_is_reported_and_the_rest_merges(
 def test_a_bad_newcomer_is_named_and_merged_with_nothing(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
-    upload(s3, lambda_bucket, tmp_path, key(pid=1), lines={"orders@1": {"app.py": {1}}})
-    s3.put_object(Bucket=lambda_bucket, Key=key(pid=2), Body=b"not sqlite")
+    upload(s3, lambda_bucket, tmp_path, orders_key(1), lines={"orders@1": {"app.py": {1}}})
+    s3.put_object(Bucket=lambda_bucket, Key=orders_key(2), Body=b"not sqlite")
 
-    result = handler(created(key(pid=1), key(pid=2)), None)
+    result = handler(created(orders_key(1), orders_key(2)), None)
 
-    assert result["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert result["merged"] == [f"s3://{lambda_bucket}/{orders_key(1)}"]
     assert result["rejected"] == [
         {
-            "input": f"s3://{lambda_bucket}/{key(pid=2)}",
+            "input": f"s3://{lambda_bucket}/{orders_key(2)}",
             "reason": "not a coverage.py data file: not an SQLite database",
         }
     ]
     # The input itself is left as it was.
-    assert s3.get_object(Bucket=lambda_bucket, Key=key(pid=2))["Body"].read() == b"not sqlite"
+    assert s3.get_object(Bucket=lambda_bucket, Key=orders_key(2))["Body"].read() == b"not sqlite"
 
 
 def test_an_empty_rolling_file_of_an_earlier_version_does_not_refuse_branch_data(
@@ -125,12 +134,12 @@ def test_an_empty_rolling_file_of_an_earlier_version_does_not_refuse_branch_data
     data.write()
     s3.put_object(Bucket=lambda_bucket, Key=ROLLING, Body=empty.read_bytes())
     upload(
-        s3, lambda_bucket, tmp_path, key(pid=1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 3)}}}
+        s3, lambda_bucket, tmp_path, orders_key(1), arcs={"orders@1": {"app.py": {(-1, 1), (1, 3)}}}
     )
 
-    result = handler(created(key(pid=1)), None)
+    result = handler(created(orders_key(1)), None)
 
-    assert result["merged"] == [f"s3://{lambda_bucket}/{key(pid=1)}"]
+    assert result["merged"] == [f"s3://{lambda_bucket}/{orders_key(1)}"]
     assert result["rejected"] == []
     assert rolling_arcs(s3, lambda_bucket, tmp_path) == {"app.py": {(-1, 1), (1, 3)}}
 
@@ -138,7 +147,7 @@ def test_an_empty_rolling_file_of_an_earlier_version_does_not_refuse_branch_data
 def test_a_first_event_naming_only_a_missing_object_writes_nothing(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
-    gone = key(pid=1)
+    gone = orders_key(1)
 
     result = handler(created(gone), None)
 
@@ -155,22 +164,22 @@ def test_a_first_event_naming_only_a_missing_object_writes_nothing(
     }
     assert "Contents" not in s3.list_objects_v2(Bucket=lambda_bucket, Prefix="coverage-combined/")
     # The first data that does arrive decides the kind: branch data here.
-    upload(s3, lambda_bucket, tmp_path, key(pid=2), arcs={"orders@1": {"app.py": {(-1, 2)}}})
-    assert handler(created(key(pid=2)), None)["rejected"] == []
+    upload(s3, lambda_bucket, tmp_path, orders_key(2), arcs={"orders@1": {"app.py": {(-1, 2)}}})
+    assert handler(created(orders_key(2)), None)["rejected"] == []
     assert rolling_arcs(s3, lambda_bucket, tmp_path) == {"app.py": {(-1, 2)}}
 
 
 def test_an_event_whose_objects_are_all_refused_leaves_the_rolling_file_alone(
     s3: S3Client, lambda_bucket: str, tmp_path: Path
 ) -> None:
-    upload(s3, lambda_bucket, tmp_path, key(pid=1), lines={"orders@1": {"app.py": {1}}})
-    handler(created(key(pid=1)), None)
+    upload(s3, lambda_bucket, tmp_path, orders_key(1), lines={"orders@1": {"app.py": {1}}})
+    handler(created(orders_key(1)), None)
     before = s3.head_object(Bucket=lambda_bucket, Key=ROLLING)["ETag"]
-    s3.put_object(Bucket=lambda_bucket, Key=key(pid=2), Body=b"not sqlite")
+    s3.put_object(Bucket=lambda_bucket, Key=orders_key(2), Body=b"not sqlite")
 
-    result = handler(created(key(pid=2)), None)
+    result = handler(created(orders_key(2)), None)
 
     assert result["merged"] == []
     assert result["attempts"] == 0
-    assert [r["input"] for r in result["rejected"]] == [f"s3://{lambda_bucket}/{key(pid=2)}"]
+    assert [r["input"] for r in result["rejected"]] == [f"s3://{lambda_bucket}/{orders_key(2)}"]
     assert s3.head_object(Bucket=lambda_bucket, Key=ROLLING)["ETag"] == before

@@ -376,13 +376,3 @@ def test_end_to_end_from_real_wrapper_uploads(
     # The import and the def ran at init only; the handler's lines in invocations.
     assert summary["functions"]["orders"]["only_at_init"] == {app: [1, 4]}
     assert "| orders | `orders.py` | 1, 4 |" in render_markdown(summary)
-
-
-def test_a_bad_key_template_names_the_variable(
-    lambda_env: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from coverage_combiner.errors import CombinerError
-
-    monkeypatch.setenv("COVERAGE_S3_KEY_TEMPLATE", "{prefix}x.coverage")
-    with pytest.raises(CombinerError, match=r"^COVERAGE_S3_KEY_TEMPLATE of this function: key "):
-        handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
 from coverage_combiner.errors import CombinerError, NoDataError
-from coverage_combiner.object_names import check_run_id
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
     FORMATS,
     Written,
+    output_names,
     parse_formats,
     write_outputs,
 )
@@ -42,9 +42,10 @@ exit codes:
   {EXIT_ERROR}  error (nothing usable was produced, or a report could not be made)
   {EXIT_USAGE}  usage error
   {EXIT_BELOW_THRESHOLD}  total coverage below --fail-under
-  {EXIT_PARTIAL}  partial: some inputs were rejected, objects that are not data files sit
-     among them, or measured paths name files outside the source folders (each
-     listed with the reason); the rest was merged and reported
+  {EXIT_PARTIAL}  partial: some inputs were rejected, held data labelled for a function or
+     version their key does not name, objects that are not data files sit among
+     them, or measured paths name files outside the source folders (each listed
+     with the reason); the rest was merged and reported
 """
 
 
@@ -67,6 +68,14 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _output_name(text: str) -> str:
+    try:
+        output_names(text)
+    except CombinerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _key_template(text: str) -> KeyTemplate:
@@ -125,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--name",
+        type=_output_name,
         metavar="STEM",
         help="name every output after STEM (STEM.coverage, STEM.json, STEM-html, ...) so that "
         "runs can share one output folder",
@@ -155,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--run-id",
         metavar="ID",
-        help="only data files whose key carries this run id (COVERAGE_RUN_ID; the key template "
-        "needs {run_id})",
+        help="only the lines this run measured (COVERAGE_RUN_ID, or the run id in the event: "
+        "COVERAGE_RUN_ID_FIELD), found in the run=ID contexts of the functions' data files",
     )
     run.add_argument(
         "--key-template",
@@ -274,16 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     out, err = sys.stdout, sys.stderr
-    try:
-        check_run_id(args.key_template, args.run_id)
-    except ValueError as exc:
-        err.write(
-            terminal_text(
-                f"lambda-coverage combine: error: argument --run-id: {exc} as --key-template"
-            )
-            + "\n"
-        )
-        return EXIT_USAGE
     progress = Progress(err, not args.quiet)
     try:
         remap = PathRemapper.build(
@@ -341,10 +341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_problems(err: TextIO, result: CombineResult, *, quiet: bool) -> None:
-    """Warnings (unless ``quiet``), then every rejected input and other object, with why."""
+    """Warnings (unless ``quiet``), then every rejected input and other object, with why.
+
+    An input that held data not its own is named even when ``quiet``: it makes
+    the exit code partial, like a rejected one.
+    """
     if not quiet:
         for warning in result.warnings:
             err.write(terminal_text(f"lambda-coverage: warning: {warning}") + "\n")
+    else:
+        for name, reason in result.foreign:
+            err.write(terminal_text(f"lambda-coverage: warning: {name}: {reason}") + "\n")
     for name, reason in result.rejected:
         err.write(terminal_text(f"lambda-coverage: rejected {name}: {reason}") + "\n")
     for name, reason in result.skipped:

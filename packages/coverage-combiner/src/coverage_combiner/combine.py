@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
-from coverage_combiner.errors import NoDataError
-from coverage_combiner.inputs import Input, list_source
+from coverage_combiner.claims import ClaimCheck
+from coverage_combiner.errors import NoDataError, SourceError
+from coverage_combiner.inputs import Input, list_source, source_in_output
 from coverage_combiner.merge import (
     Merged,
     VersionChoice,
@@ -23,10 +24,9 @@ from coverage_combiner.merge import (
     split_context,
     version_order,
 )
-from coverage_combiner.object_names import check_run_id, key_of
+from coverage_combiner.object_names import key_of
 from coverage_combiner.parallel import Stage, available_cpus, early_workers, merge_inputs
 from coverage_combiner.reader import DEFAULT_MAX_BYTES
-from coverage_wrapper.attribution import parse_context
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate, key_segment
 
 if TYPE_CHECKING:
@@ -46,9 +46,10 @@ class CombineOptions:
     """What to take from the sources.
 
     ``key_template`` is the layout the functions wrote their keys in (their
-    ``COVERAGE_S3_KEY_TEMPLATE``); the date, function and run filters and the
-    newest-snapshot choice read keys with it. A bad template, or a ``run_id``
-    with a template that has no ``{run_id}``, raises ValueError.
+    ``COVERAGE_S3_KEY_TEMPLATE``); the date and function filters, the
+    newest-snapshot choice and the identity of each input (the key is the
+    identity: :mod:`coverage_combiner.claims`) read keys with it. A bad
+    template raises ValueError.
     """
 
     function: str | None = None
@@ -73,11 +74,12 @@ class CombineOptions:
     allow_empty: bool = False
     #: The layout of the data files' keys.
     key_template: str = DEFAULT_KEY_TEMPLATE
-    #: Only data files whose key carries this run id (``COVERAGE_RUN_ID``).
+    #: Only the lines this run measured (``COVERAGE_RUN_ID``, or the event's run id),
+    #: wherever they landed: the ``run=`` contexts of the functions' own files.
     run_id: str | None = None
 
     def __post_init__(self) -> None:
-        check_run_id(KeyTemplate.parse_template(self.key_template), self.run_id)
+        KeyTemplate.parse_template(self.key_template)
 
 
 @dataclass
@@ -94,12 +96,16 @@ class CombineResult:
     superseded: int = 0
     #: Inputs byte-identical to an earlier one (their data is in, merged once).
     duplicates: int = 0
+    #: Inputs that held data labelled for a function or version their key does not
+    #: name, with what was not counted (the rest of each was merged).
+    foreign: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
-        """Some inputs could not be merged, or something else sits among the data files."""
-        return bool(self.rejected or self.skipped)
+        """Some inputs could not be merged, or held data not their own, or something else
+        sits among the data files."""
+        return bool(self.rejected or self.skipped or self.foreign)
 
 
 def combine(
@@ -119,7 +125,7 @@ def combine(
     # Workers start up while the sources are listed.
     with early_workers(processes) as started:
         chosen, listed = _list(sources, options, report, s3)
-        merger, rejected = merge_inputs(
+        merger, rejected, foreign = merge_inputs(
             chosen,
             jobs=options.jobs,
             max_bytes=options.max_bytes,
@@ -137,9 +143,8 @@ def combine(
     merged.inputs.sort()
     if options.function is not None:
         merged = _only_function(merged, options.function)
-    if options.run_id is not None:
-        merged = _only_run(merged, key_segment(options.run_id))
     merged, versions = select_versions(merged, options.version)
+    foreign.sort()
     result = CombineResult(
         merged=merged,
         versions=versions,
@@ -148,7 +153,9 @@ def combine(
         probes=listed.probes,
         duplicates=duplicates,
         superseded=listed.superseded,
+        foreign=foreign,
         warnings=[f"{spec}: no data file there" for spec in listed.empty]
+        + [f"{name}: {why}" for name, why in foreign]
         + _version_warnings(versions, options.version)
         + _kind_warnings(merged),
     )
@@ -178,6 +185,11 @@ def _list(
     empty: list[str] = []
     probes = 0
     for spec in sources:
+        inside = source_in_output(
+            spec, exclude_prefix=options.exclude_prefix, exclude_folder=options.exclude_folder
+        )
+        if inside is not None:
+            raise SourceError(inside)
         listing = list_source(
             spec,
             exclude_prefix=options.exclude_prefix,
@@ -266,48 +278,67 @@ def _listed(report: Progress, before: int, listed: int) -> None:
 def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], int]:
     """Apply the key-level filters; keep the newest snapshot per process. Count the rest.
 
+    Each input chosen carries the check of its claims: the identity its key
+    gives, and the run asked for (:class:`~coverage_combiner.claims.ClaimCheck`).
     A key the template cannot parse passes the date filter on its object's
-    date and the function filter (the contexts decide later), but never the
-    run filter: it carries no run id.
+    date and the function filter (the contexts decide later).
+
+    With a run id, a process's newest snapshot is read whatever run its key
+    names: snapshots are cumulative, so it holds every run the process
+    served, even one whose own snapshot never reached the bucket. The newest
+    snapshot under the run's own key is read as well, for data that labels
+    its run only in the key.
     """
     template = KeyTemplate.parse_template(options.key_template)
     wanted = key_segment(options.function) if options.function is not None else None
     run = key_segment(options.run_id) if options.run_id is not None else None
-    # Per writing process: the highest sequence number and its input. The
-    # parsed key itself is not kept: with tens of thousands of inputs it would
-    # outweigh the inputs.
+    checks: dict[ClaimCheck, ClaimCheck] = {}
+    # Per writing process: the highest sequence number and its input (and,
+    # with a run id, the same under that run's keys). The parsed key itself
+    # is not kept: with tens of thousands of inputs it would outweigh them.
     newest: dict[tuple[str, str, int], tuple[int, Input]] = {}
+    newest_of_run: dict[tuple[str, str, int], tuple[int, Input]] = {}
     chosen: list[Input] = []
     candidates = 0
-    for item in inputs:
-        key = template.parse(key_of(item.name))
-        if run is not None and (key is None or key.run_id != run):
-            continue
-        day = key.day if key and key.day else (item.modified.date() if item.modified else None)
+    for listed in inputs:
+        key = template.parse(key_of(listed.name))
+        day = key.day if key and key.day else (listed.modified.date() if listed.modified else None)
         if _outside(day, options) or (key and wanted is not None and key.function != wanted):
             continue
+        claims = ClaimCheck.of(key, run)
+        # One check object per identity: inputs share it, and a worker receives it once per chunk.
+        item = (
+            listed if claims is None else replace(listed, claims=checks.setdefault(claims, claims))
+        )
         if key is None or not options.newest_snapshot_only:
             chosen.append(item)
             continue
         candidates += 1
         writer = (sys.intern(key.function), key.container, key.pid)
-        current = newest.get(writer)
-        if current is None or key.seq > current[0]:
-            newest[writer] = (key.seq, item)
-    chosen.extend(item for _, item in newest.values())
+        _keep_newest(newest, writer, key.seq, item)
+        if run is not None and key.run_id == run:
+            _keep_newest(newest_of_run, writer, key.seq, item)
+    kept = {id(item): item for _, item in (*newest.values(), *newest_of_run.values())}
+    chosen.extend(kept.values())
     chosen.sort(key=lambda i: i.name)
-    return chosen, candidates - len(newest)
+    return chosen, candidates - len(kept)
+
+
+def _keep_newest(
+    newest: dict[tuple[str, str, int], tuple[int, Input]],
+    writer: tuple[str, str, int],
+    seq: int,
+    item: Input,
+) -> None:
+    current = newest.get(writer)
+    if current is None or seq > current[0]:
+        newest[writer] = (seq, item)
 
 
 def _outside(day: date | None, options: CombineOptions) -> bool:
     if day is None:
         return False
     return bool((options.since and day < options.since) or (options.until and day > options.until))
-
-
-def _only_run(merged: Merged, run: str) -> Merged:
-    """Drop the contexts of other runs: one process's data file may hold several runs."""
-    return merged.only({c for c in merged.contexts() if parse_context(c).run_id in (None, run)})
 
 
 def _only_function(merged: Merged, function: str) -> Merged:

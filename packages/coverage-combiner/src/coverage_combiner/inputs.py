@@ -26,6 +26,8 @@ from coverage_wrapper.keys import normalize_prefix
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from coverage_combiner.claims import ClaimCheck
+
 
 @dataclass(frozen=True, slots=True)
 class Input:
@@ -33,7 +35,9 @@ class Input:
 
     Its bytes come from ``fetch`` when given, else from ``origin``, the
     reader shared by every input of one listing (one per input would cost
-    more than the input itself).
+    more than the input itself). ``claims`` says which of its contexts count
+    (:mod:`coverage_combiner.claims`; set when inputs are chosen, shared by
+    the inputs of one function and version).
     """
 
     name: str
@@ -41,6 +45,7 @@ class Input:
     modified: datetime | None
     fetch: Callable[[], bytes] | None = None
     origin: Origin | None = None
+    claims: ClaimCheck | None = None
 
     def read(self) -> bytes:
         """The input's bytes (one attempt; see :func:`fetch_bytes` for retries)."""
@@ -177,6 +182,32 @@ def s3_client() -> S3Client:
             )
         client: S3Client = _clients["s3"]
         return client
+
+
+def source_in_output(
+    spec: str, *, exclude_prefix: str | None = None, exclude_folder: str | None = None
+) -> str | None:
+    """Why ``spec`` lists nothing at all: it is the outputs' folder, or inside it; else None.
+
+    A combine never reads its own outputs back (``exclude_prefix``,
+    ``exclude_folder``), so a source under them would quietly hold no data.
+    """
+    if spec.startswith("s3://"):
+        if not exclude_prefix or not source_key_prefix(spec)[1].startswith(exclude_prefix):
+            return None
+        where = f"the output prefix {exclude_prefix!r}"
+    else:
+        if not exclude_folder:
+            return None
+        source, output = os.path.realpath(spec), os.path.realpath(exclude_folder)
+        if source != output and not source.startswith(output.rstrip("/") + "/"):
+            return None
+        where = f"the output folder {exclude_folder!r}"
+    return (
+        f"the source {spec!r} is {where} or inside it: a combine never reads its own outputs "
+        "back, so nothing there would be read; write the reports to another folder (a sibling, "
+        "such as reports/) or combine from the folder that holds the data"
+    )
 
 
 def list_source(

@@ -22,6 +22,7 @@ import re
 from array import array
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from coverage_combiner.reader import (
     COMBINED_OUTPUT,
@@ -33,6 +34,9 @@ from coverage_combiner.reader import (
     parse_arcs,
 )
 from coverage_wrapper.attribution import parse_context
+
+if TYPE_CHECKING:
+    from coverage_combiner.claims import ClaimCheck
 
 _NUMBER = re.compile(r"\d+")
 
@@ -212,11 +216,12 @@ class Merger:
         self._known_chars = 0
         self._lines: dict[Key, int] = {}
         self._merged: list[tuple[str, bytes | None]] = []
-        # What became of each distinct content: merged (None) or the reason it
-        # was rejected. coverage.py writes nothing that varies between runs
-        # into a data file, so containers that ran the same code paths upload
-        # identical bytes, and merging them again would change nothing.
-        self._seen: dict[bytes, str | None] = {}
+        # What became of each distinct content: merged (with the foreign claims
+        # left out) or the reason it was rejected. coverage.py writes nothing
+        # that varies between runs into a data file, so containers that ran the
+        # same code paths upload identical bytes, and merging them again would
+        # change nothing.
+        self._seen: dict[bytes, str | tuple[str, ...]] = {}
 
     @property
     def duplicates(self) -> int:
@@ -236,31 +241,45 @@ class Merger:
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         combined_ok: bool = False,
-    ) -> None:
+        claims: ClaimCheck | None = None,
+    ) -> tuple[str, ...]:
         """Validate one untrusted data file and merge it; raise :class:`Rejected` if not.
 
         A data file that a combine wrote is refused unless ``combined_ok`` (the
         rolling file of the incremental merge is one, read back on purpose).
+        ``claims`` decides which of its contexts count (the identity its key
+        gives, the run asked for: :mod:`coverage_combiner.claims`); returns the
+        foreign claims it left out.
         """
         digest = hashlib.sha256(data).digest()
+        if claims is not None:
+            digest = claims.salt(digest)
         if digest in self._seen:
-            reason = self._seen[digest]
-            if reason is not None:
-                raise Rejected(reason)
+            outcome = self._seen[digest]
+            if isinstance(outcome, str):
+                raise Rejected(outcome)
+            foreign = outcome
         else:
             try:
-                self._add_new_bytes(name, data, max_bytes, combined_ok)
+                foreign = self._add_new_bytes(name, data, max_bytes, combined_ok, claims)
             except Rejected as exc:
                 self._seen[digest] = str(exc)
                 raise
-            self._seen[digest] = None
+            self._seen[digest] = foreign
         self._merged.append((name, digest))
+        return foreign
 
-    def _add_new_bytes(self, name: str, data: bytes, max_bytes: int, combined_ok: bool) -> None:
+    def _add_new_bytes(
+        self, name: str, data: bytes, max_bytes: int, combined_ok: bool, claims: ClaimCheck | None
+    ) -> tuple[str, ...]:
         contents = self._reader.read(data, max_bytes)
         if contents.combined and not combined_ok:
             raise Rejected(COMBINED_OUTPUT)
+        foreign: tuple[str, ...] = ()
+        if claims is not None:
+            contents, foreign = claims.admit(contents)
         self._add_contents(contents)
+        return foreign
 
     def _add_contents(self, contents: Contents) -> None:
         # Every new group is parsed (and so checked) before anything is merged:

@@ -8,7 +8,7 @@ the truth about what ran.
 
 from __future__ import annotations
 
-from coverage_wrapper.keys import DATA_SUFFIX, KeyTemplate
+from coverage_wrapper.keys import DATA_SUFFIX
 
 #: Why an object that is not a data file was left out.
 NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
@@ -33,13 +33,3 @@ def key_of(name: str) -> str:
     if name.startswith("s3://"):
         return name[5:].partition("/")[2]
     return name
-
-
-def check_run_id(template: KeyTemplate, run_id: str | None) -> None:
-    """Refuse a run id filter that no key of ``template`` could pass (ValueError)."""
-    if run_id is not None and "run_id" not in template.fields:
-        raise ValueError(
-            f"run id {run_id!r} cannot be matched: the key template {template.text!r} has no "
-            "{run_id} field; give the template the functions write with (their "
-            "COVERAGE_S3_KEY_TEMPLATE, which must have {run_id})"
-        )

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Literal, NamedTuple, TypeVar
 
+from coverage_combiner.claims import ClaimCheck
 from coverage_combiner.errors import SourceError
 from coverage_combiner.inputs import LOCAL_FILES, Input, S3Origin, fetch_bytes, s3_client
 from coverage_combiner.merge import Merger, Partial
@@ -65,11 +66,15 @@ def available_cpus() -> int:
 
 
 class Task(NamedTuple):
-    """One input as a worker process fetches it: a local file, or an object of ``bucket``."""
+    """One input as a worker process fetches it: a local file, or an object of ``bucket``.
+
+    ``claims`` decides which of its contexts count, as in this process.
+    """
 
     name: str
     size: int
     bucket: str | None
+    claims: ClaimCheck | None = None
 
 
 @dataclass
@@ -83,6 +88,7 @@ class _Worker:
     queued: list[int] = field(default_factory=list)
     reported: list[int] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    foreign: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Progress:
@@ -134,7 +140,7 @@ def merge_inputs(
     report: Report,
     portable: bool = True,
     started: list[_Worker] | None = None,
-) -> tuple[Merger, list[tuple[str, str]]]:
+) -> tuple[Merger, list[tuple[str, str]], list[tuple[str, str]]]:
     """Fetch, check and merge ``chosen`` with up to ``processes`` processes in all.
 
     ``jobs`` fetches run at once, shared among the processes. ``portable``
@@ -142,7 +148,9 @@ def merge_inputs(
     configuration (not when the caller passed an S3 client of its own).
     ``started`` holds workers started already (:func:`early_workers`); those
     used are taken out of it. Returns the merger holding the union (the
-    caller closes it) and the rejected inputs with their reasons.
+    caller closes it), the rejected inputs with their reasons, and the inputs
+    merged without the foreign claims they held, with what was left out
+    (:mod:`coverage_combiner.claims`).
     """
     tasks = [_task(item, portable) for item in chosen]
     wanted = min(processes, len(chosen) // MIN_INPUTS_PER_PROCESS)
@@ -152,7 +160,7 @@ def merge_inputs(
     run = _Run(chosen, tasks, workers, _Progress(report, len(chosen)), max_bytes)
     with _fetch_pool(chosen, -(-jobs // (len(workers) + 1))) as pool:
         run.go(pool, -(-jobs // (len(workers) + 1)))
-    return run.merger, run.rejected
+    return run.merger, run.rejected, run.foreign
 
 
 class _Run:
@@ -180,6 +188,7 @@ class _Run:
         self.pending = deque(range(len(self.chunks)))
         self.merger = Merger()
         self.rejected: list[tuple[str, str]] = []
+        self.foreign: list[tuple[str, str]] = []
 
     def go(self, pool: ThreadPoolExecutor | None, jobs: int) -> None:
         """Merge every chunk, here or in a worker, and absorb the workers' partial merges."""
@@ -195,9 +204,11 @@ class _Run:
             if self.pending:
                 # From the far end: the workers take chunks from the near end.
                 items = [self.chosen[i] for i in self.chunks[self.pending.pop()]]
-                self.rejected.extend(
-                    _merge_chunk(self.merger, items, pool, jobs, self.max_bytes, self.progress)
+                rejected, foreign = _merge_chunk(
+                    self.merger, items, pool, jobs, self.max_bytes, self.progress
                 )
+                self.rejected.extend(rejected)
+                self.foreign.extend(foreign)
 
     def _feed(self) -> None:
         for worker in list(self.workers):
@@ -220,13 +231,14 @@ class _Run:
 
     def _receive(self, worker: _Worker) -> None:
         try:
-            number, rejected = worker.connection.recv()
+            number, rejected, foreign = worker.connection.recv()
         except (EOFError, OSError):
             self._lost(worker)
             return
         worker.queued.remove(number)
         worker.reported.append(number)
         worker.rejected.extend(rejected)
+        worker.foreign.extend(foreign)
         self.progress.add("fetching", len(self.chunks[number]))
         self.progress.add("merging", len(self.chunks[number]))
 
@@ -240,6 +252,7 @@ class _Run:
             return
         self.merger.absorb(partial)
         self.rejected.extend(worker.rejected)
+        self.foreign.extend(worker.foreign)
         self.workers.remove(worker)
         # Its work is all here: the merge goes on while the process exits,
         # which takes tens of milliseconds.
@@ -259,9 +272,9 @@ def _task(item: Input, portable: bool) -> Task | None:
     if item.fetch is not None:
         return None
     if item.origin is LOCAL_FILES:
-        return Task(item.name, item.size, None)
+        return Task(item.name, item.size, None, item.claims)
     if portable and isinstance(item.origin, S3Origin):
-        return Task(item.name, item.size, item.origin.bucket)
+        return Task(item.name, item.size, item.origin.bucket, item.claims)
     return None
 
 
@@ -367,7 +380,7 @@ def serve(read_fd: int, write_fd: int) -> None:
             items = [_input(task, origins) for task in tasks]
             if pool is None and any(task.bucket is not None for task in tasks):
                 pool = ThreadPoolExecutor(max_workers=jobs)
-            outbox.send((number, _merge_chunk(merger, items, pool, jobs, max_bytes, silent)))
+            outbox.send((number, *_merge_chunk(merger, items, pool, jobs, max_bytes, silent)))
         outbox.send(merger.export())
         merger.close()
     except EOFError:
@@ -379,10 +392,10 @@ def serve(read_fd: int, write_fd: int) -> None:
 
 def _input(task: Task, origins: dict[str, S3Origin]) -> Input:
     if task.bucket is None:
-        return Input(task.name, task.size, None, origin=LOCAL_FILES)
+        return Input(task.name, task.size, None, origin=LOCAL_FILES, claims=task.claims)
     if task.bucket not in origins:
         origins[task.bucket] = S3Origin(s3_client(), task.bucket)
-    return Input(task.name, task.size, None, origin=origins[task.bucket])
+    return Input(task.name, task.size, None, origin=origins[task.bucket], claims=task.claims)
 
 
 @contextlib.contextmanager
@@ -406,8 +419,11 @@ def _merge_chunk(  # noqa: PLR0917 (one call site per process kind)
     jobs: int,
     max_bytes: int,
     progress: _Progress,
-) -> list[tuple[str, str]]:
-    """Fetch ``items`` (in ``pool``, if any) and merge them in order; return the rejected."""
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Fetch ``items`` (in ``pool``, if any) and merge them in order.
+
+    Returns the rejected inputs and those merged without foreign claims, each with why.
+    """
 
     def fetch(item: Input) -> tuple[Input, bytes | Rejected]:
         try:
@@ -425,15 +441,19 @@ def _merge_chunk(  # noqa: PLR0917 (one call site per process kind)
         map(fetch, items) if pool is None else _bounded_map(pool, fetch, items, jobs)
     )
     rejected: list[tuple[str, str]] = []
+    foreign: list[tuple[str, str]] = []
     for item, outcome in fetched:
         try:
             if isinstance(outcome, Rejected):
                 raise outcome
-            merger.add_bytes(item.name, outcome, max_bytes=max_bytes)
+            claims = item.claims
+            left_out = merger.add_bytes(item.name, outcome, max_bytes=max_bytes, claims=claims)
+            if left_out and claims is not None:
+                foreign.append((item.name, claims.describe(left_out)))
         except Rejected as exc:
             rejected.append((item.name, str(exc)))
         progress.add("merging")
-    return rejected
+    return rejected, foreign
 
 
 def _bounded_map(

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from coverage_combiner.errors import clip
 from coverage_wrapper.keys import key_segment
 
 TASK_ROOT = "/var/task/"
@@ -197,10 +198,14 @@ class PathRemapper:
         return f"it leaves {'its function' if function else 'the source'} folder {root!r}"
 
     def problems(self) -> list[str]:
-        """One sentence per function whose source was not found, naming the fix."""
+        """One sentence per function whose source was not found, naming the fix.
+
+        A name longer than any Lambda function's (64 characters) is cut short:
+        names come from untrusted data files.
+        """
         return [
-            f"the source of function {function!r} was not found: {reason}; "
-            f"give its folder with --source-root {function}=PATH"
+            f"the source of function {clip(function, 80)!r} was not found: {reason}; "
+            f"give its folder with --source-root {clip(function, 80)}=PATH"
             for function, reason in sorted(self.unresolved.items())
         ]
 
