@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coverage_combiner.cli import main
+from coverage_wrapper.untrusted_text import terminal_text
 from tests.combiner.conftest import write_data
 
 EXAMPLES = int(os.environ.get("LAMBDA_COVERAGE_FUZZ_EXAMPLES", "40"))
@@ -241,7 +242,8 @@ def check_one(hostile: bytes) -> None:
             named = rejected or summary["refused_paths"] or summary["inputs"]["skipped"]
             assert named, "a partial run that names nothing"
             for item in summary["inputs"]["rejected"]:
-                assert f"{item['input']}: {item['reason']}" in err
+                # The terminal shows a reason's control characters as escapes.
+                assert terminal_text(f"{item['input']}: {item['reason']}") in err
         data_file = root / "out" / ".coverage"
         assert _lines_of(data_file, "good@1") == {"good.py": {1, 2, 4}}
         assert _lines_of(data_file, "arcs@1") == {"branchy.py": {1, 2}}
