@@ -118,7 +118,10 @@ def write_outputs(
             (staging / names["json"]).touch()
             outputs = _destinations(staging, destination, names)
             summary = {**written.summary, "outputs": outputs}
-            (staging / names["json"]).write_text(json.dumps(summary, indent=2))
+            # Written as it is encoded: the summary has an entry per function,
+            # and its text in one string would be a second copy of it.
+            with (staging / names["json"]).open("w") as stream:
+                json.dump(summary, stream, indent=2)
         if destination.startswith("s3://"):
             written.outputs = _publish_s3(staging, destination, s3, names)
         else:
