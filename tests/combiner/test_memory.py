@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from coverage_combiner.reader import MAX_LINE
 from tests.combiner.conftest import write_data
@@ -71,3 +75,105 @@ def read_data_lines(path: Path, measured: str) -> set[int]:
     data = CoverageData(basename=str(path))
     data.read()
     return set(data.lines(measured) or ())
+
+
+#: The bound the combiner's README states: peak RSS <= base + K x input size,
+#: for one input of any shape a keyed input can have (contexts of one function,
+#: line and branch data, mixed).
+K = 10
+#: The interpreter, coverage.py, boto3 and the reports, with room for the machine's variation.
+BASE_MIB = 60
+
+
+def _many_run_contexts(path: Path, count: int, *, arcs: bool) -> Path:
+    """``count`` run-id contexts of one function, a few lines or arcs of ``app.py`` each."""
+    if arcs:
+        write_data(path, arcs={"fn@1|invocation;run=r0": {"app.py": {(-1, 1), (1, 2)}}})
+    else:
+        write_data(path, lines={"fn@1|invocation;run=r0": {"app.py": {1, 2}}})
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "insert into context (context) values (?)",
+            ((f"fn@1|invocation;run=r{i:06d}",) for i in range(1, count)),
+        )
+        if arcs:
+            db.execute(
+                "insert into arc (file_id, context_id, fromno, tono) "
+                "select 1, id, 1, 2 + id % 5 from context where id > 1"
+            )
+        else:
+            db.execute(
+                "insert into line_bits (file_id, context_id, numbits) "
+                "select 1, id, cast(char(id % 250 + 2) as blob) from context where id > 1"
+            )
+    return path
+
+
+def _combine_peak(inputs: Path, out: Path, cwd: Path) -> int:
+    """Combine ``inputs`` with the scheduled Lambda's outputs in a child; its peak RSS in KiB."""
+    command = [sys.executable, "-m", "coverage_combiner.cli", "combine", str(inputs)]
+    command += ["-o", str(out), "--format", "data,json,markdown", "-q", "--processes", "1"]
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        cwd=cwd,
+    )
+    exit_code, peak_kib = map(int, done.stdout.split())
+    assert exit_code == 0, done.stderr
+    return peak_kib
+
+
+def _rows(path: Path, table: str) -> set[tuple[object, ...]]:
+    """The (context, file name, data...) rows of a data file's ``line_bits`` or ``arc`` table."""
+    columns = "numbits" if table == "line_bits" else "fromno, tono"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            f"select context, path, {columns} from {table} "  # noqa: S608 (our names)
+            "join file on file.id = file_id join context on context.id = context_id"
+        ).fetchall()
+    return {(context, Path(name).name, *rest) for context, name, *rest in rows}
+
+
+@pytest.mark.parametrize("arcs", [False, True], ids=["lines", "arcs"])
+def test_an_input_of_many_contexts_is_merged_within_the_stated_bound(
+    tmp_path: Path, arcs: bool
+) -> None:
+    # 60,000 run-id contexts of one function, with the source at hand so that
+    # coverage.py's JSON report runs: it listed every context of every line
+    # (about 1 GB for 250,000 contexts in 26 MB, K = 40).
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_text("".join(f"x{i} = {i}\n" for i in range(12)))
+    bomb = _many_run_contexts(tmp_path / "in" / "contexts.coverage", 60_000, arcs=arcs)
+    size = bomb.stat().st_size
+
+    peak_kib = _combine_peak(tmp_path / "in", tmp_path / "out", cwd=source)
+
+    bound_kib = BASE_MIB * 1024 + K * size // 1024
+    assert peak_kib < bound_kib, f"peak {peak_kib // 1024} MiB for {size / 1e6:.1f} MB"
+    # Every row came through as it was, context by context.
+    table = "arc" if arcs else "line_bits"
+    assert _rows(tmp_path / "out" / ".coverage", table) == _rows(bomb, table)
+    summary = json.loads((tmp_path / "out" / "coverage-summary.json").read_text())
+    assert summary["functions"]["fn"]["statements"] == 12
+
+
+def test_the_memory_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "benchmarks" / "combiner" / "memory.py"
+
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    shapes = [line.split()[0] for line in done.stdout.splitlines()[1:]]
+    assert shapes == ["lines", "arcs", "mixed", "contexts", "contexts-arcs", "functions"]
+    assert all(" exit 0 " in line for line in done.stdout.splitlines()[1:])

@@ -76,6 +76,8 @@ class CoverageCombiner(Construct):
     :param runtime: default Python 3.13.
     :param architecture: default ``ARM_64``.
     :param memory_size: MB; default 1024 (merging is CPU-bound, and CPU grows with memory).
+        Sized from the input cap: one data file of the combiner's 64 MiB cap takes at
+        most about 30 MiB + 11 x 64 MiB (the combiner README's "Memory per input").
     :param timeout: default 5 minutes.
     :param reserved_concurrent_executions: default: unreserved.
     :param combiner_source: the ``coverage_combiner`` folder to bundle. Default:

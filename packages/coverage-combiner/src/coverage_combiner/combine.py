@@ -240,7 +240,7 @@ def _kind_warnings(merged: Merged) -> list[str]:
     if not merged.has_arcs:
         return []
     functions = {split_context(context)[0] for context in merged.contexts()}
-    measured = {split_context(context)[0] for context in merged.contexts() - merged.line_contexts}
+    measured = {split_context(context)[0] for context in {c for c, _ in merged.branch_arcs}}
     lines_only = sorted(functions - measured)
     if not lines_only:
         return []

@@ -33,7 +33,6 @@ from coverage_combiner.reader import (
     Rejected,
     parse_arcs,
 )
-from coverage_wrapper.attribution import parse_context
 
 if TYPE_CHECKING:
     from coverage_combiner.claims import ClaimCheck
@@ -47,7 +46,10 @@ def split_context(context: str) -> tuple[str, str | None]:
     The dynamic part the wrapper adds (``|init``, ``|invocation;run=...``) is
     not part of either.
     """
-    static = parse_context(context).static
+    # parse_context(context).static, without building an Attribution: this
+    # runs for every context of a combine, several times (hundreds of
+    # thousands of contexts are valid input).
+    static = context.partition("|")[0]
     function, sep, version = static.rpartition("@")
     if not sep or not function:
         return static, None
@@ -73,9 +75,14 @@ def lines_to_bits(lines: Iterable[int]) -> int:
     return int.from_bytes(nums_to_numbits(lines), "little")
 
 
+def bits_to_numbits(bits: int) -> bytes:
+    """A bit set as coverage.py's numbits blob (bit n of the int is line n)."""
+    return bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+
+
 def bits_to_lines(bits: int) -> Iterator[int]:
     """The line numbers of a bit set, in order, one at a time."""
-    for index, byte in enumerate(bits.to_bytes((bits.bit_length() + 7) // 8, "little")):
+    for index, byte in enumerate(bits_to_numbits(bits)):
         if byte:
             base = index * 8
             for bit in range(8):
@@ -128,21 +135,35 @@ class Merged:
         """Every (context, measured path) present."""
         return set(self.line_bits) | set(self.branch_arcs)
 
+    def iter_keys(self) -> Iterator[Key]:
+        """Every (context, measured path) present, one at a time (a key in both kinds twice)."""
+        yield from self.line_bits
+        yield from self.branch_arcs
+
     def contexts(self) -> set[str]:
         """Every context present."""
-        return {context for context, _ in self.measured_keys()}
+        return {context for context, _ in self.iter_keys()}
 
     def files(self) -> set[str]:
         """Every measured path present."""
-        return {path for _, path in self.measured_keys()}
+        return {path for _, path in self.iter_keys()}
 
     def executed(self) -> dict[Key, int]:
         """Executed lines per (context, path) as bit sets, from line and branch data alike."""
-        result = dict(self.line_bits)
-        for key, arcs in self.branch_arcs.items():
-            ends = lines_to_bits({n for arc in arcs for n in arc if n > 0})
-            result[key] = result.get(key, 0) | ends
+        result: dict[Key, int] = {}
+        for key, bits in self.iter_executed():
+            result[key] = result.get(key, 0) | bits
         return result
+
+    def iter_executed(self) -> Iterator[tuple[Key, int]]:
+        """(key, executed lines as a bit set), one at a time: a key in both kinds comes twice.
+
+        Nothing per key is kept: with hundreds of thousands of contexts a
+        copy of every key is what would bound the memory of a combine.
+        """
+        yield from self.line_bits.items()
+        for key, arcs in self.branch_arcs.items():
+            yield key, lines_to_bits({n for arc in arcs for n in arc if n > 0})
 
     def lines_by_file(self) -> dict[str, set[int]]:
         """Executed lines per file, all contexts together."""
@@ -159,7 +180,12 @@ class Merged:
         return result
 
     def only(self, contexts: Container[str]) -> Merged:
-        """The data of ``contexts`` alone (the inputs stay those of the whole)."""
+        """The data of ``contexts`` alone (the inputs stay those of the whole).
+
+        When ``contexts`` holds every context, the result is this object itself.
+        """
+        if all(context in contexts for context, _ in self.iter_keys()):
+            return self
         return Merged(
             has_arcs=self.has_arcs,
             line_bits={k: v for k, v in self.line_bits.items() if k[0] in contexts},
@@ -353,8 +379,10 @@ class VersionChoice:
 def select_versions(merged: Merged, version: str = "latest") -> tuple[Merged, VersionChoice]:
     """Keep, per function, the versions ``version`` asks for: ``latest``, ``all`` or one."""
     by_function: dict[str, set[str]] = {}
-    for context in merged.contexts():
-        function, found = split_context(context)
+    # One pass over the distinct static parts: a function's contexts are many
+    # (phases, run ids), its versions few.
+    for static in {context.partition("|")[0] for context, _ in merged.iter_keys()}:
+        function, found = split_context(static)
         if found is not None:
             by_function.setdefault(function, set()).add(found)
     kept: dict[str, list[str]] = {}
@@ -370,6 +398,8 @@ def select_versions(merged: Merged, version: str = "latest") -> tuple[Merged, Ve
         kept[function] = chosen
         if len(chosen) != len(ordered):
             dropped[function] = [v for v in ordered if v not in chosen]
+    if not dropped:
+        return merged, VersionChoice(kept=kept, dropped=dropped)
     keep_contexts = {
         context
         for context in merged.contexts()

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
 from coverage_combiner.errors import CombinerError, MissingSourceError
-from coverage_combiner.merge import Key, Merged, bits_to_lines, split_context
-from coverage_combiner.reader import COMBINED_MARKER, Arc
+from coverage_combiner.merge import Merged, bits_to_numbits, split_context
+from coverage_combiner.reader import COMBINED_MARKER
 from coverage_combiner.remap import PathRemapper
 from coverage_combiner.summary import build_summary, render_markdown
 
@@ -118,7 +118,10 @@ def write_outputs(
             (staging / names["json"]).touch()
             outputs = _destinations(staging, destination, names)
             summary = {**written.summary, "outputs": outputs}
-            (staging / names["json"]).write_text(json.dumps(summary, indent=2))
+            # Written as it is encoded: the summary has an entry per function,
+            # and its text in one string would be a second copy of it.
+            with (staging / names["json"]).open("w") as stream:
+                json.dump(summary, stream, indent=2)
         if destination.startswith("s3://"):
             written.outputs = _publish_s3(staging, destination, s3, names)
         else:
@@ -191,20 +194,17 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> N
     it among its inputs leaves it out.
 
     coverage.py creates the file (its schema and the kind of data); the rows
-    are written here with SQL, line data as the bit sets the merge keeps:
-    coverage.py's ``add_lines`` takes one Python int per line, which a dense
-    input would turn into gigabytes.
+    are written here with SQL, key by key in sorted order, straight from the
+    merged data (no copy of it is made): line data as the bit sets the merge
+    keeps, since coverage.py's ``add_lines`` takes one Python int per line,
+    which a dense input would turn into gigabytes; and line data that enters
+    branch data as ``(-n, n)`` arcs expanded by SQLite itself
+    (:func:`_insert_line_arcs`). ``path`` must be a new file: it is written
+    without a journal, and a write that fails leaves it unusable.
     """
     from coverage import CoverageData
+    from coverage.numbits import register_sqlite_functions
 
-    lines: dict[Key, int] = {}
-    arcs: dict[Key, list[set[Arc]]] = {}
-    for (context, measured_path), bits in merged.line_bits.items():
-        if (local := _local(context, measured_path, remap)) is not None:
-            lines[context, local] = lines.get((context, local), 0) | bits
-    for (context, measured_path), found in merged.branch_arcs.items():
-        if (local := _local(context, measured_path, remap)) is not None:
-            arcs.setdefault((context, local), []).append(found)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = CoverageData(basename=str(path), no_disk=False)
     if merged.has_arcs:
@@ -212,46 +212,104 @@ def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> N
     else:
         data.add_lines({})
     data.close()
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        ids = _RowIds(db)
-        for (context, local), bits in sorted(lines.items()):
-            file_id, context_id = ids.file(local), ids.context(context)
-            if merged.has_arcs:
-                # A line measured without branches enters branch data as (-n, n).
+    local = _LocalPaths(remap)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        # A new file, published only once it is whole (see write_outputs):
+        # a journal would only double the writes of a large result.
+        db.execute("pragma journal_mode = off")
+        db.execute("pragma synchronous = off")
+        register_sqlite_functions(db)
+        with db:
+            ids = _RowIds(db)
+            for key in sorted(merged.line_bits):
+                if (where := local(*key)) is None:
+                    continue
+                file_id, context_id = ids.file(where), ids.context(key[0])
+                bits = merged.line_bits[key]
+                if merged.has_arcs:
+                    _insert_line_arcs(db, file_id, context_id, bits)
+                else:
+                    # Two measured paths of one local file (``app.py`` and
+                    # ``/var/task/app.py``) make one row: their union.
+                    db.execute(
+                        "insert into line_bits (file_id, context_id, numbits) values (?, ?, ?) "
+                        "on conflict (file_id, context_id) "
+                        "do update set numbits = numbits_union(numbits, excluded.numbits)",
+                        (file_id, context_id, bits_to_numbits(bits)),
+                    )
+            for key in sorted(merged.branch_arcs):
+                if (where := local(*key)) is None:
+                    continue
+                file_id, context_id = ids.file(where), ids.context(key[0])
                 db.executemany(
                     "insert or ignore into arc (file_id, context_id, fromno, tono) "
                     "values (?, ?, ?, ?)",
-                    ((file_id, context_id, -n, n) for n in bits_to_lines(bits)),
+                    ((file_id, context_id, start, end) for start, end in merged.branch_arcs[key]),
                 )
-            else:
-                db.execute(
-                    "insert into line_bits (file_id, context_id, numbits) values (?, ?, ?)",
-                    (file_id, context_id, bits.to_bytes((bits.bit_length() + 7) // 8, "little")),
-                )
-        for (context, local), groups in sorted(arcs.items()):
-            file_id, context_id = ids.file(local), ids.context(context)
-            for group in groups:
-                db.executemany(
-                    "insert or ignore into arc (file_id, context_id, fromno, tono) "
-                    "values (?, ?, ?, ?)",
-                    ((file_id, context_id, start, end) for start, end in group),
-                )
-        # coverage.py's meta table holds key/value rows and ignores keys it does
-        # not know. Found among the inputs of a later combine, a marked file is
-        # left out: its paths are this machine's, not the functions'.
+            # coverage.py's meta table holds key/value rows and ignores keys it does
+            # not know. Found among the inputs of a later combine, a marked file is
+            # left out: its paths are this machine's, not the functions'.
+            db.execute(
+                "insert or replace into meta (key, value) values (?, ?)",
+                (COMBINED_MARKER, __version__),
+            )
+
+
+#: Each byte value (as ``hex()`` spells it) with the bits set in it, highest
+#: first: the table that turns a numbits blob into line numbers inside SQLite.
+_BYTE_BITS = [
+    (f"{value:02X}", bit) for value in range(1, 256) for bit in range(7, -1, -1) if value >> bit & 1
+]
+
+#: Every executed line n of a numbits blob as the arc (-n, n), highest line
+#: first, so that ``fromno`` ascends as the rows go into the arc table's index.
+_LINE_ARCS = """
+with recursive byte(i) as (select ? - 1 union all select i - 1 from byte where i > 0)
+insert or ignore into arc (file_id, context_id, fromno, tono)
+select ?, ?, -(i * 8 + bit), i * 8 + bit
+from byte join temp.byte_bits on temp.byte_bits.hex = hex(substr(?, i + 1, 1))
+"""
+
+
+def _insert_line_arcs(db: sqlite3.Connection, file_id: int, context_id: int, bits: int) -> None:
+    """Insert each line of ``bits`` as the arc ``(-n, n)``, the expansion done by SQLite.
+
+    A dense input claims up to eight lines per byte, and coverage.py's branch
+    data has no way to say "line n ran" but an arc: the rows are the format's
+    cost. Made in Python, each row would be a tuple of four ints.
+    """
+    blob = bits_to_numbits(bits)
+    if not blob:
+        return
+    if not db.execute("select 1 from temp.sqlite_master where name = 'byte_bits'").fetchone():
         db.execute(
-            "insert or replace into meta (key, value) values (?, ?)", (COMBINED_MARKER, __version__)
+            "create temp table byte_bits (hex text, bit integer, primary key (hex, bit)) "
+            "without rowid"
         )
+        db.executemany("insert into temp.byte_bits (hex, bit) values (?, ?)", _BYTE_BITS)
+    db.execute(_LINE_ARCS, (len(blob), file_id, context_id, blob))
 
 
-def _local(context: str, measured_path: str, remap: PathRemapper | None) -> str | None:
-    """Where the data file puts ``measured_path``; None if its source is refused."""
-    if remap is None:
-        return measured_path
-    function = function_of(context)
-    if (function, measured_path) in remap.refused:
-        return None
-    return remap.map(measured_path, function)
+class _LocalPaths:
+    """Where the data file puts a measured path, per (function, path), looked up once.
+
+    Contexts can be many (hundreds of thousands are valid input) while paths
+    are few: the local path string is made once per function and path and
+    shared by every key.
+    """
+
+    def __init__(self, remap: PathRemapper | None) -> None:
+        self._remap = remap
+        self._known: dict[tuple[str | None, str], str | None] = {}
+
+    def __call__(self, context: str, measured_path: str) -> str | None:
+        if self._remap is None:
+            return measured_path
+        place = (function_of(context), measured_path)
+        if place not in self._known:
+            refused = place in self._remap.refused
+            self._known[place] = None if refused else self._remap.map(measured_path, place[0])
+        return self._known[place]
 
 
 class _RowIds:
@@ -342,7 +400,9 @@ def _run_reports(
     cov = Coverage(data_file=str(data_path), config_file=False)
     cov.load()
     json_path = staging / _COVERAGE_JSON
-    cov.json_report(outfile=str(json_path), show_contexts=True, pretty_print=False)
+    # The summary reads each file's lines, not their contexts: with contexts,
+    # coverage.py's JSON lists every context of every line (1 GB for 250,000).
+    cov.json_report(outfile=str(json_path), show_contexts=False, pretty_print=False)
     report: dict[str, Any] = json.loads(json_path.read_text())
     json_path.unlink()
     if "xml" in reports:

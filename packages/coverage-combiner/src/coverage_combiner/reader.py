@@ -138,18 +138,23 @@ COMBINED_OUTPUT = (
 )
 
 
-#: The whole read of one data file in one statement (its objects are checked
-#: first, apart): the schema version and the has_arcs flag (tag 0), the rows
-#: of ``file`` (1) and ``context`` (2), the arcs grouped per file and context
-#: (3), the line bits (4). Values are checked in Python, row by row (the line
-#: bits) or group by group (:func:`parse_arcs`): checks in SQL would run for
-#: every arc of every input, which costs more than all of the rest of the read.
-_READ = """
+#: The read of one data file in two statements (its objects are checked
+#: first, apart). The names: the schema version and the has_arcs flag (tag 0),
+#: the rows of ``file`` (1) and ``context`` (2). Then the data: the arcs
+#: grouped per file and context (3), the line bits (4), read row by row as
+#: they come, never all at once: a valid file can hold hundreds of thousands
+#: of contexts, and a list of every row would outweigh the file several
+#: times. Values are checked in Python, row by row (the line bits) or group by
+#: group (:func:`parse_arcs`): checks in SQL would run for every arc of every
+#: input, which costs more than all of the rest of the read.
+_READ_NAMES = """
 select 0, (select version from coverage_schema), (select value from meta where key = 'has_arcs'),
     (select value from meta where key = 'lambda_coverage_combined')
 union all select 1, id, path, null from file
 union all select 2, id, context, null from context
-union all select 3, file_id, context_id, group_concat(fromno, ' ') || ',' || group_concat(tono, ' ')
+"""
+_READ_DATA = """
+select 3, file_id, context_id, group_concat(fromno, ' ') || ',' || group_concat(tono, ' ')
     from arc group by file_id, context_id
 union all select 4, file_id, context_id, numbits from line_bits
 """
@@ -190,7 +195,7 @@ class DataFileReader:
                 db = self._connection()
                 _load(db, data)
                 if db.execute(_MASTER).fetchall() == self._layout[1]:
-                    return _contents(db.execute(_READ).fetchall(), self._version())
+                    return _contents(db, self._version())
             return self._read_new_layout(data, header)
         except sqlite3.OperationalError as exc:
             # The tables are there, their columns are not coverage.py's.
@@ -209,7 +214,7 @@ class DataFileReader:
         master = db.execute(_MASTER).fetchall()
         found = {name: kind for kind, name, *_ in master}
         _check_layout(found, lambda: _schema_version(db), self._version())
-        contents = _contents(db.execute(_READ).fetchall(), None)
+        contents = _contents(db, None)
         # Only now is the parsed schema known to be this file's, and good.
         self._layout = (header, master)
         return contents
@@ -241,40 +246,39 @@ def _load(db: sqlite3.Connection, data: bytes) -> None:
         raise Rejected(f"cannot be opened as SQLite: {exc}") from exc
 
 
-def _contents(rows: list[tuple[Any, ...]], version: int | None) -> Contents:
-    """Check the rows of :data:`_READ` and sort them out into :class:`Contents`.
+def _contents(db: sqlite3.Connection, version: int | None) -> Contents:
+    """Read and check the rows of :data:`_READ_NAMES` and :data:`_READ_DATA` into :class:`Contents`.
 
     ``version`` is the schema version to check for (None: checked already).
     """
-    # A compound select promises no order: sort the rows out by tag first.
+    # A compound select promises no order: sort the rows out by tag.
     stored: object = None
     combined = False
     paths: dict[object, str] = {}
     contexts: dict[object, str] = {}
-    grouped: list[tuple[Any, ...]] = []
-    for row in rows:
+    for row in db.execute(_READ_NAMES):
         tag = row[0]
         if tag == 0:
             stored = row[1]
             combined = row[3] is not None
         elif tag == 1:
             paths[row[1]] = _text(row[2])
-        elif tag == 2:
-            contexts[row[1]] = _text(row[2])
         else:
-            grouped.append(row)
+            contexts[row[1]] = _text(row[2])
     if version is not None:
         _check_version(stored, version)
-    tags = {row[0] for row in grouped}
-    if tags == {3, 4}:
-        raise Rejected("holds both line and branch data; a data file holds one or the other")
     arcs: list[tuple[str, str, str]] = []
     lines: list[tuple[str, str, bytes]] = []
-    for tag, file_id, context_id, data in grouped:
+    # Which kinds of rows the file holds, rows of unknown files or contexts included.
+    kinds: set[int] = set()
+    for tag, file_id, context_id, data in db.execute(_READ_DATA):
         _check_value(tag, data)
+        kinds.add(tag)
         path, context = paths.get(file_id), contexts.get(context_id)
         if path is not None and context is not None:
             (arcs if tag == 3 else lines).append((context, path, data))
+    if len(kinds) == 2:
+        raise Rejected("holds both line and branch data; a data file holds one or the other")
     return Contents(arcs, lines, combined)
 
 

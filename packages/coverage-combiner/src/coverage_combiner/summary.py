@@ -36,11 +36,18 @@ def build_summary(
     # Per function, lines run at init and lines run otherwise (invocations).
     at_init: dict[str, dict[str, int]] = {}
     invoked: dict[str, dict[str, int]] = {}
-    for (context, path), lines in merged.executed().items():
+    # Per (function, measured path), where its lines are reported (None: refused).
+    # Contexts are many (hundreds of thousands are valid), paths few.
+    places: dict[tuple[str | None, str], str | None] = {}
+    for (context, path), lines in merged.iter_executed():
         function, version = split_context(context)
-        if (function if version is not None else None, path) in remap.refused:
+        owner = function if version is not None else None
+        if (owner, path) not in places:
+            refused = (owner, path) in remap.refused
+            places[owner, path] = None if refused else remap.map(path, owner)
+        local = places[owner, path]
+        if local is None:
             continue
-        local = remap.map(path, function if version is not None else None)
         files = executed.setdefault(function, {})
         files[local] = files.get(local, 0) | lines
         phase = at_init if parse_context(context).phase == INIT else invoked
@@ -49,7 +56,7 @@ def build_summary(
     files_report: dict[str, Any] = (report or {}).get("files", {})
     # coverage.py names files relative to the working folder where it can.
     by_absolute = {os.path.abspath(name): info for name, info in files_report.items()}
-    branch_measured = {split_context(c)[0] for c in merged.contexts() - merged.line_contexts}
+    branch_measured = {split_context(c)[0] for c in {c for c, _ in merged.branch_arcs}}
     for function, files in sorted(executed.items()):
         entry: dict[str, Any] = {
             "versions": result.versions.kept.get(function, []),
