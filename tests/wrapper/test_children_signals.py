@@ -1,0 +1,135 @@
+"""Children see SIGTERM as without the wrapper, and the shutdown save still runs at SIGTERM.
+
+Each case runs :mod:`tests.wrapper.signal_children` in a fresh interpreter:
+once as a plain process, once with the shutdown save installed
+(:func:`coverage_wrapper.shutdown.save_on_sigterm`, what the layer's
+extension turns on). A child's signal mask, ignored and caught signals are
+read from ``/proc/<pid>/status``; the child is then terminated the way its
+API does it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.wrapper.signal_children import KINDS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WRAPPER_SRC = REPO_ROOT / "packages" / "coverage-wrapper" / "src"
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="needs Linux's /proc"
+)
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "AWS_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(WRAPPER_SRC)])
+    env.update(extra)
+    return env
+
+
+def _observe(workdir: Path, kind: str, *, install: bool) -> dict[str, object]:
+    workdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.wrapper.signal_children", "children", str(workdir), kind],
+        cwd=REPO_ROOT,
+        env=_environment(INSTALL="1" if install else "0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_child_has_the_signal_state_it_has_without_the_wrapper(tmp_path: Path, kind: str) -> None:
+    without = _observe(tmp_path / "without", kind, install=False)
+    with_save = _observe(tmp_path / "with", kind, install=True)
+
+    assert without["installed"] is False
+    assert with_save["installed"] is True
+    assert with_save["status"] == without["status"]
+    assert without["exitcode"] == -signal.SIGTERM
+    assert with_save["exitcode"] == -signal.SIGTERM
+    # SIGTERM went to the child alone: the parent did not save (or end).
+    assert with_save["parent_saved"] is False
+
+
+class _Process:
+    """The ``sigterm`` command of the program, started and waiting for the test's SIGTERM."""
+
+    def __init__(self, workdir: Path, mode: str) -> None:
+        self.workdir = workdir
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.wrapper.signal_children", "sigterm", str(workdir), mode],
+            cwd=REPO_ROOT,
+            env=_environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.popen.stdout is not None
+        self.installed = json.loads(self.popen.stdout.readline())["installed"]
+
+    def terminate(self, *, then_go_on: bool) -> tuple[int, str]:
+        """Send SIGTERM (and then a line, when it should not end the process).
+
+        Returns the exit code and what the process printed after SIGTERM.
+        Sending a line only where SIGTERM is ignored keeps this free of
+        races: where SIGTERM ends the process, it ends it on its own.
+        """
+        assert self.popen.stdin is not None
+        assert self.popen.stdout is not None
+        with self.popen:
+            try:
+                self.popen.send_signal(signal.SIGTERM)
+                if then_go_on:
+                    self.popen.stdin.write("go on\n")
+                    self.popen.stdin.flush()
+                return self.popen.wait(timeout=60), self.popen.stdout.read()
+            finally:
+                if self.popen.poll() is None:
+                    self.popen.kill()
+
+    def files(self) -> dict[str, str]:
+        return {p.name: p.read_text() for p in sorted(self.workdir.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("mode", "installed", "exitcode", "ignored", "files"),
+    [
+        # SIGTERM's default: saved, then the process ends as SIGTERM ends it.
+        ("default", True, -signal.SIGTERM, False, {"saved": "saved"}),
+        # The function's handler, installed after the save (zero-code order),
+        # runs; its sys.exit waits for the save.
+        ("function-handler", True, 3, False, {"handler": "15", "saved": "saved"}),
+        # A handler from before (a decorated handler's module) runs after the save began.
+        ("handler-before", True, 3, False, {"handler": "15", "saved": "saved"}),
+        # SIG_IGN set by the function still ignores (and nothing can save then).
+        ("function-ignores", True, 0, True, {}),
+        # Ignored from the start: nothing is installed, exec'd children keep ignoring it.
+        ("ignored-before", False, 0, True, {}),
+    ],
+)
+def test_sigterm_takes_the_course_it_had_and_the_save_runs_first(
+    tmp_path: Path, mode: str, installed: bool, exitcode: int, ignored: bool, files: dict[str, str]
+) -> None:
+    process = _Process(tmp_path, mode)
+    assert process.installed is installed
+
+    code, printed = process.terminate(then_go_on=ignored)
+
+    assert code == exitcode
+    assert printed == ('{"alive": true}\n' if ignored else "")
+    assert process.files() == files
