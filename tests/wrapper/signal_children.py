@@ -13,7 +13,9 @@ writes ``WORKDIR/saved``).
 
 ``sigterm WORKDIR MODE`` installs the save in one of :data:`SIGTERM_MODES`,
 prints ``{"installed": ...}`` and waits on stdin for the test's SIGTERM; a
-handler of the function's writes ``WORKDIR/handler`` and exits with 3.
+handler of the function's writes ``WORKDIR/handler`` (whether the save was
+there when it ran) and exits with 3: with ``sys.exit`` when installed after
+the save, with ``os._exit`` (no exit hooks) when installed before it.
 """
 
 from __future__ import annotations
@@ -204,7 +206,10 @@ def take_sigterm(workdir: Path, mode: str) -> None:
     from coverage_wrapper.shutdown import save_on_sigterm
 
     def function_handler(signum: int, frame: FrameType | None) -> None:
-        (workdir / "handler").write_text(str(signum))
+        saved = (workdir / "saved").exists()
+        (workdir / "handler").write_text(f"{signum} {'after' if saved else 'before'} the save")
+        if mode == "handler-before":
+            os._exit(3)
         sys.exit(3)
 
     if mode == "handler-before":

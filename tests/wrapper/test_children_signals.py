@@ -66,6 +66,10 @@ def test_a_child_has_the_signal_state_it_has_without_the_wrapper(tmp_path: Path,
     assert with_save["parent_saved"] is False
 
 
+#: The function's own handler runs beside the save: either may come first.
+AFTER_OR_BEFORE = "15 after or before the save"
+
+
 class _Process:
     """The ``sigterm`` command of the program, started and waiting for the test's SIGTERM."""
 
@@ -112,10 +116,11 @@ class _Process:
         # SIGTERM's default: saved, then the process ends as SIGTERM ends it.
         ("default", True, -signal.SIGTERM, False, {"saved": "saved"}),
         # The function's handler, installed after the save (zero-code order),
-        # runs; its sys.exit waits for the save.
-        ("function-handler", True, 3, False, {"handler": "15", "saved": "saved"}),
-        # A handler from before (a decorated handler's module) runs after the save began.
-        ("handler-before", True, 3, False, {"handler": "15", "saved": "saved"}),
+        # runs as without us, beside the save; its sys.exit waits for the save.
+        ("function-handler", True, 3, False, {"handler": AFTER_OR_BEFORE, "saved": "saved"}),
+        # A handler from before (a decorated handler's module) is called by
+        # ours once the save is done: even its os._exit loses nothing.
+        ("handler-before", True, 3, False, {"handler": "15 after the save", "saved": "saved"}),
         # SIG_IGN set by the function still ignores (and nothing can save then).
         ("function-ignores", True, 0, True, {}),
         # Ignored from the start: nothing is installed, exec'd children keep ignoring it.
@@ -132,4 +137,8 @@ def test_sigterm_takes_the_course_it_had_and_the_save_runs_first(
 
     assert code == exitcode
     assert printed == ('{"alive": true}\n' if ignored else "")
-    assert process.files() == files
+    found = process.files()
+    if files.get("handler") is AFTER_OR_BEFORE:
+        assert found["handler"] in ("15 after the save", "15 before the save")
+        files = {**files, "handler": found["handler"]}
+    assert found == files

@@ -59,9 +59,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-#: Longest wait, at interpreter exit, for a save that SIGTERM started (the
-#: shutdown deadline is 2 s in all).
-EXIT_WAIT_SECONDS = 2.0
+#: Longest wait for the save SIGTERM started, before a handler from before
+#: ours runs and at interpreter exit (the shutdown deadline is 2 s in all).
+SAVE_WAIT_SECONDS = 2.0
 #: Written by us at interpreter exit: no signal has the number 0.
 _DRAIN = 0
 
@@ -86,6 +86,7 @@ class _SigtermWatcher:
         #: the same pipe or socket even if its owner closes the number.
         self.forward_fd = -1
         self.received = threading.Event()
+        self.saved = threading.Event()
         #: Set once the thread has read past :data:`_DRAIN`.
         self.drained = threading.Event()
         # One bound method, so that getsignal() can be compared with it.
@@ -106,6 +107,10 @@ class _SigtermWatcher:
         with contextlib.suppress(OSError):
             os.write(self.write_fd, bytes([signum]))
         if callable(self.original):
+            # Save first, as without us the handler may end the process at
+            # once. Bounded: this runs wherever the main thread was, which
+            # may hold a lock the save is waiting for.
+            self.saved.wait(SAVE_WAIT_SECONDS)
             self.original(signum, frame)
 
     def run(self) -> None:
@@ -127,8 +132,11 @@ class _SigtermWatcher:
                 return
 
     def take_sigterm(self) -> None:
-        with contextlib.suppress(Exception):
-            self.save()
+        try:
+            with contextlib.suppress(Exception):
+                self.save()
+        finally:
+            self.saved.set()
         # A handler the function installed instead of ours runs as it would
         # without us; a callable from before us is called by ours.
         if signal.getsignal(signal.SIGTERM) == self.handler and self.original == signal.SIG_DFL:
@@ -187,7 +195,7 @@ def _wait_for_save_at_exit() -> None:
         os.write(watcher.write_fd, bytes([_DRAIN]))
     except OSError:
         return
-    watcher.drained.wait(EXIT_WAIT_SECONDS)
+    watcher.drained.wait(SAVE_WAIT_SECONDS)
 
 
 def save_on_sigterm(save: Callable[[], None]) -> bool:
