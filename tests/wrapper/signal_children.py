@@ -15,11 +15,14 @@ writes ``WORKDIR/saved``).
 prints ``{"installed": ...}`` and waits on stdin for the test's SIGTERM; a
 handler of the function's writes ``WORKDIR/handler`` (whether the save was
 there when it ran) and exits with 3: with ``sys.exit`` when installed after
-the save, with ``os._exit`` (no exit hooks) when installed before it.
+the save, with ``os._exit`` (no exit hooks) when installed before it. In
+``asyncio-before`` an event loop's SIGUSR1 handler was there first: the
+process prints ``{"asyncio": "SIGUSR1"}`` once the loop has seen the signal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -48,6 +51,7 @@ SIGTERM_MODES = (
     "handler-before",
     "function-ignores",
     "ignored-before",
+    "asyncio-before",
 )
 STATUS_FIELDS = ("SigBlk", "SigIgn", "SigCgt")
 #: Bounds on waiting for a child's state to change; reaching one is a failure.
@@ -212,6 +216,11 @@ def take_sigterm(workdir: Path, mode: str) -> None:
             os._exit(3)
         sys.exit(3)
 
+    loop = asyncio.new_event_loop()
+    got: asyncio.Future[str] = loop.create_future()
+    if mode == "asyncio-before":
+        # asyncio's handlers come through the wake-up fd it sets here.
+        loop.add_signal_handler(signal.SIGUSR1, got.set_result, "SIGUSR1")
     if mode == "handler-before":
         signal.signal(signal.SIGTERM, function_handler)
     elif mode == "ignored-before":
@@ -222,6 +231,9 @@ def take_sigterm(workdir: Path, mode: str) -> None:
     elif mode == "function-ignores":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(json.dumps({"installed": installed}), flush=True)
+    if mode == "asyncio-before":
+        # The test sends SIGUSR1 first.
+        print(json.dumps({"asyncio": loop.run_until_complete(got)}), flush=True)
     # The test sends SIGTERM, then a line: reading it means SIGTERM did not end us.
     sys.stdin.readline()
     print(json.dumps({"alive": True}), flush=True)

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,21 @@ def test_sigterm_takes_the_course_it_had_and_the_save_runs_first(
         assert found["handler"] in ("15 after the save", "15 before the save")
         files = {**files, "handler": found["handler"]}
     assert found == files
+
+
+def test_a_wake_up_fd_set_before_keeps_receiving_signals(tmp_path: Path) -> None:
+    # asyncio's add_signal_handler sets the wake-up fd; the save's takes its
+    # place and passes every byte on, or the loop would never see SIGUSR1.
+    process = _Process(tmp_path, "asyncio-before")
+    assert process.installed is True
+    assert process.popen.stdout is not None
+    watchdog = threading.Timer(60, process.popen.kill)
+    watchdog.start()
+    try:
+        process.popen.send_signal(signal.SIGUSR1)
+        assert json.loads(process.popen.stdout.readline()) == {"asyncio": "SIGUSR1"}
+
+        assert process.terminate(then_go_on=False) == (-signal.SIGTERM, "")
+    finally:
+        watchdog.cancel()
+    assert process.files() == {"saved": "saved"}
