@@ -161,3 +161,20 @@ def test_a_wake_up_fd_set_before_keeps_receiving_signals(tmp_path: Path) -> None
     finally:
         watchdog.cancel()
     assert process.files() == {"saved": "saved"}
+
+
+def test_the_sigterm_benchmark_runs_in_smoke_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "wrapper" / "sigterm.py"), "--smoke"],
+        cwd=REPO_ROOT,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"sigwait", "wakeup-fd"}
+    for mechanism in figures.values():
+        assert set(mechanism) == {"install_us", "to_saved_ms", "to_exit_ms"}
