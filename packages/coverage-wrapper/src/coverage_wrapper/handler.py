@@ -35,8 +35,9 @@ def _initialise() -> Handler:
     from coverage_wrapper.session import get_session
 
     session = get_session(config)
-    # Before the function's code runs: its threads inherit the SIGTERM block,
-    # and the extension knows to wait for each invocation's end.
+    # Before the function's code runs: a SIGTERM handler it installs takes
+    # over from ours (the save still runs), and the extension knows to wait
+    # for each invocation's end.
     session.start_extension_handoff(attach=True)
     entered = session.enter_scope(INIT)
     try:
