@@ -32,9 +32,10 @@ from coverage_cdk_constructs import (
     build_layer,
 )
 from coverage_cdk_constructs.bundle import Bundle
+from coverage_wrapper.keys import is_probe_key
 from tests.constructs.conftest import code, imported_layer
 from tests.constructs.templates import concrete, logical_id, role_id, statements_for_role
-from tests.constructs.test_key_contract import wrapper_key
+from tests.constructs.test_key_contract import wrapper_key, wrapper_probe_key
 from tests.iam_patterns import ANONYMOUS, Decision, Request, decide
 
 BUCKET_ARN: Final = "arn:aws:s3:::coverage-data"
@@ -209,6 +210,19 @@ def test_a_function_writes_only_its_own_keys_and_reads_nothing(stack: Synthesise
                 assert as_role(stack, name, action, key) == "implicit-deny", (action, key)
         for action in ("s3:ListBucket", "s3:PutBucketPolicy", "s3:DeleteBucket"):
             assert as_role(stack, name, action) == "implicit-deny", action
+
+
+def test_a_functions_health_probe_is_inside_its_grant_and_no_other(stack: Synthesised) -> None:
+    """The probe wrote {prefix}_health/..., which no function's grant allows."""
+    for name in NAMES:
+        (other,) = set(NAMES) - {name}
+        probe = wrapper_probe_key(stack.environments[name], name)
+        assert is_probe_key(probe), probe
+        assert as_role(stack, name, "s3:PutObject", probe) == "allow", probe
+        assert as_role(stack, other, "s3:PutObject", probe) == "implicit-deny", probe
+        assert as_role(stack, name, "s3:PutObject", "coverage/_health/c1-7.probe") == (
+            "implicit-deny"
+        )
 
 
 def test_the_combiner_reads_raw_data_and_writes_only_its_output_prefix(stack: Synthesised) -> None:

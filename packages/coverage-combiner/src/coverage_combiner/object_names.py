@@ -8,15 +8,20 @@ the truth about what ran.
 
 from __future__ import annotations
 
-from coverage_wrapper.keys import DATA_SUFFIX, KeyTemplate
+from coverage_wrapper.keys import DATA_SUFFIX, KeyTemplate, is_probe_key
 
 #: Why an object that is not a data file was left out.
 NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
 
 
 def is_health_probe(key: str) -> bool:
-    """Whether ``key`` is one of the wrapper's S3 write probes (``{prefix}_health/*.probe``)."""
-    return key.endswith(".probe") and "_health/" in key
+    """Whether ``key`` is one of the wrapper's S3 write probes (counted apart, never read).
+
+    The key contract decides (:func:`coverage_wrapper.keys.is_probe_key`):
+    ``.../{function}/_health/*.probe`` inside a function's folder, and the
+    older ``{prefix}_health/*.probe``.
+    """
+    return is_probe_key(key)
 
 
 def is_data_key(key: str) -> bool:

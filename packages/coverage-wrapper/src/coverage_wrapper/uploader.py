@@ -20,7 +20,8 @@ no invocation after the first pays for the same outage: a configuration
 error for 5 minutes, a connection error for 5 s doubling to 5 minutes while
 it lasts, a transient error for 1 s doubling to 1 minute. A success ends the
 growth. A caller that must try anyway (the extension at SHUTDOWN) ignores
-the pause.
+the pause. The health check's probe never pauses (``put(..., pauses=False)``):
+its object is not data, and its failure must not hold the data back.
 
 No attempt may outlast the deadline it is given: each runs on a client
 whose connect and read timeouts fit in the time left (a few clients at most,
@@ -162,9 +163,19 @@ class S3Uploader:
             return self._clients[cap]
 
     def put(
-        self, key: str, body: bytes, metadata: dict[str, str], *, deadline: float
+        self,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        *,
+        deadline: float,
+        pauses: bool = True,
     ) -> UploadReceipt:
-        """Put one object, retrying transient errors until ``deadline`` (monotonic)."""
+        """Put one object, retrying transient errors until ``deadline`` (monotonic).
+
+        A failure pauses uploads (:data:`PAUSES`) unless ``pauses`` is False:
+        the health probe's object says nothing about the data's.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         started = time.monotonic()
@@ -192,12 +203,12 @@ class S3Uploader:
                 elapsed = (time.monotonic() - started) * 1000
                 self._next_pause.clear()
                 return UploadReceipt(key=key, size=len(body), attempts=attempt, elapsed_ms=elapsed)
-            if failure.kind != "transient":
-                raise self._paused_by(failure)
-            delay = random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
-            if time.monotonic() + delay >= deadline:
-                raise self._paused_by(failure)
-            time.sleep(delay)
+            if failure.kind == "transient":
+                delay = random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
+                if time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    continue
+            raise self._paused_by(failure) if pauses else failure
 
     def _paused_by(self, failure: UploadFailed) -> UploadFailed:
         """Pause uploads after ``failure`` as :data:`PAUSES` says; return it."""
