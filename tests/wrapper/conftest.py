@@ -140,6 +140,43 @@ def lambda_context(request_id: str = "req-1", remaining_ms: int = 60_000) -> Lam
     )
 
 
+class WatchedClock:
+    """``time.monotonic``, remembering the last time it told.
+
+    An uploader on this clock sets a pause from the clock's last reading, so
+    a test reads the pause exactly, however late it looks.
+    """
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        self.last = time.monotonic()
+        return self.last
+
+
+class HeldContext(LambdaContext):  # type: ignore[misc]  # awslambdaric has no types
+    """The runtime's context, whose remaining time stays where the test put it.
+
+    What a call may spend then follows from the test's numbers, not from how
+    long a loaded machine took to get there.
+    """
+
+    def __init__(self, request_id: str, remaining_ms: int) -> None:
+        super().__init__(
+            request_id,
+            None,
+            None,
+            int(time.time() * 1000) + remaining_ms,
+            f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}",
+        )
+        self.held_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        """The remaining time the test set."""
+        return self.held_ms
+
+
 @dataclass(frozen=True)
 class Upload:
     """One data file as it landed in S3, read through coverage.py's public API."""
