@@ -15,13 +15,8 @@ import pytest
 
 from coverage_wrapper import coverage_handler
 from coverage_wrapper.session import get_session
-from coverage_wrapper.uploader import (
-    ATTEMPT_CAPS,
-    CONNECTION_ERROR_PAUSE,
-    S3Uploader,
-    UploadFailed,
-)
-from tests.wrapper.conftest import HeldContext, WatchedClock, write_module
+from coverage_wrapper.uploader import CONNECTION_ERROR_PAUSE, S3Uploader, UploadFailed
+from tests.wrapper.conftest import HeldContext, WatchedClock, make_clients, write_module
 
 
 @pytest.fixture
@@ -46,12 +41,8 @@ def test_a_silent_endpoint_holds_the_call_no_longer_than_its_remaining_time(
     import app  # type: ignore[import-not-found]
 
     handler = coverage_handler(app.handler)
-    # The S3 clients of every attempt size these calls can use, made first as
-    # a process's first uploads make them (each costs ~0.3 s of CPU, far more
-    # on a loaded machine): the calls below spend their time on S3 alone.
     session = get_session()
-    for cap in (c for c in ATTEMPT_CAPS if c <= 1.0):
-        session.uploader().client(cap)
+    make_clients(session.uploader(), 1.0)
     # The first call meets the silence. Its remaining time is held at 1.5 s,
     # so it has a budget of 1 s however long a loaded machine took to reach
     # the flush (with a clock that ran on, a slow first call once had no time
