@@ -61,9 +61,17 @@ def test_unrelated_objects_are_named_with_the_reason_and_make_the_run_partial(
     source = tmp_path / "in"
     write_data(source / key(pid=1), lines={"orders@$LATEST": {"app.py": {1}}})
     (source / "notes.txt").write_text("unrelated")
-    # The wrapper's own health probes live under the prefix: known, not a problem.
-    (source / "_health").mkdir()
-    (source / "_health" / "c1-7.probe").write_text("ok")
+    # The wrapper's own health probes live under the prefix, in a function's
+    # folder (and, from earlier wrappers, in {prefix}_health/): known, not a problem.
+    probes = [
+        source / "2026/11/25/orders/_health/c1-7.probe",
+        source / "_health" / "c1-7.probe",
+    ]
+    # A .probe anywhere else is not the wrapper's.
+    stray = source / "2026/11/25/orders/c1-7.probe"
+    for path in [*probes, stray]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("ok")
 
     code = main(["combine", str(source), "-o", str(tmp_path / "out"), "--format", "data", "--json"])
 
@@ -71,9 +79,14 @@ def test_unrelated_objects_are_named_with_the_reason_and_make_the_run_partial(
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     reason = "not a data file (the name does not end in .coverage)"
-    assert summary["inputs"]["skipped"] == [{"input": str(source / "notes.txt"), "reason": reason}]
+    assert sorted(summary["inputs"]["skipped"], key=lambda s: s["input"]) == [
+        {"input": str(stray), "reason": reason},
+        {"input": str(source / "notes.txt"), "reason": reason},
+    ]
     assert summary["inputs"]["merged"] == 1
+    assert summary["inputs"]["skipped_not_data"] == 4  # the two above and the two probes
     assert f"lambda-coverage: skipped {source / 'notes.txt'}: {reason}" in captured.err
+    assert not any(str(probe) in captured.err for probe in probes)
 
 
 class Terminal(io.StringIO):

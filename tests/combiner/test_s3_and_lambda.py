@@ -48,6 +48,7 @@ def test_cli_reads_s3_and_writes_s3(s3: S3Client, bucket: str, tmp_path: Path) -
     for pid in range(1, 6):
         put_data(s3, bucket, tmp_path, key(pid=pid), lines={"orders@$LATEST": {"app.py": {pid}}})
     s3.put_object(Bucket=bucket, Key="coverage/_health/x.probe", Body=b"ok")
+    s3.put_object(Bucket=bucket, Key="coverage/2026/11/25/orders/_health/c1-7.probe", Body=b"ok")
     s3.put_object(
         Bucket=bucket, Key="coverage/2026/11/25/orders/LATEST/zero-1-000001.coverage", Body=b""
     )
@@ -80,7 +81,8 @@ def test_cli_reads_s3_and_writes_s3(s3: S3Client, bucket: str, tmp_path: Path) -
             "reason": "empty file (0 bytes)",
         }
     ]
-    assert summary["inputs"]["skipped_not_data"] == 1
+    # The two probes: counted, not named as other objects.
+    assert (summary["inputs"]["skipped"], summary["inputs"]["skipped_not_data"]) == ([], 2)
     after = etags(s3, bucket)
     assert {k: v for k, v in after.items() if not k.startswith("reports/")} == before
 

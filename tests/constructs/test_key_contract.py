@@ -22,7 +22,8 @@ from aws_cdk import aws_lambda as lambda_
 from coverage_cdk_constructs import CoverageBucket, CoverageCombiner, InstrumentedFunction
 from coverage_cdk_constructs.bundle import Bundle
 from coverage_combiner import CombineOptions, combine
-from coverage_wrapper.config import load_config
+from coverage_wrapper.config import WrapperConfig, load_config
+from coverage_wrapper.data_labels import probe_key
 from coverage_wrapper.keys import KeyFields, KeyTemplate, ParsedKey
 from tests.combiner.conftest import write_data
 from tests.constructs.conftest import code, imported_layer
@@ -78,13 +79,19 @@ def synthesised(combiner_bundle: Bundle) -> tuple[dict[str, Any], dict[str, str]
     return environments, patterns, combiner_env["Variables"]
 
 
-def wrapper_key(environment: dict[str, Any], function: str, pid: int, seq: int) -> str:
-    """The key the wrapper writes in a function deployed with ``environment``."""
+def function_config(environment: dict[str, Any], function: str) -> WrapperConfig:
+    """The wrapper's configuration in a function deployed with ``environment``."""
     settings = {k: v for k, v in environment.items() if isinstance(v, str)}
     config = load_config(
         {**settings, "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_REGION": "eu-west-1"}
     )
     assert config.problems == ()
+    return config
+
+
+def wrapper_key(environment: dict[str, Any], function: str, pid: int, seq: int) -> str:
+    """The key the wrapper writes in a function deployed with ``environment``."""
+    config = function_config(environment, function)
     fields = KeyFields(
         config.s3_prefix,
         WHEN,
@@ -99,6 +106,11 @@ def wrapper_key(environment: dict[str, Any], function: str, pid: int, seq: int) 
     return KeyTemplate.parse_template(config.key_template).render(fields)
 
 
+def wrapper_probe_key(environment: dict[str, Any], function: str) -> str:
+    """The health probe's key the wrapper writes in a function deployed with ``environment``."""
+    return probe_key(function_config(environment, function))
+
+
 def test_each_grant_matches_its_functions_keys_and_no_other(
     synthesised: tuple[dict[str, Any], dict[str, str], dict[str, Any]],
 ) -> None:
@@ -107,9 +119,11 @@ def test_each_grant_matches_its_functions_keys_and_no_other(
     assert patterns["orders"] == "raw/????/??/??/orders/*"
     for name in NAMES:
         own = wrapper_key(environments[name], name, pid=7, seq=1)
-        assert iam_regex(patterns[name]).fullmatch(own), (patterns[name], own)
-        for other in set(NAMES) - {name}:
-            assert not iam_regex(patterns[other]).fullmatch(own), (patterns[other], own)
+        probe = wrapper_probe_key(environments[name], name)
+        for written in (own, probe):
+            assert iam_regex(patterns[name]).fullmatch(written), (patterns[name], written)
+            for other in set(NAMES) - {name}:
+                assert not iam_regex(patterns[other]).fullmatch(written), (patterns[other], written)
 
 
 def test_the_combiner_reads_those_keys_to_the_same_fields(

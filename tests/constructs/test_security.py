@@ -33,9 +33,10 @@ from coverage_cdk_constructs import (
     build_layer,
 )
 from coverage_cdk_constructs.bundle import Bundle
+from coverage_wrapper.keys import is_probe_key
 from tests.constructs.conftest import code, imported_layer
 from tests.constructs.templates import concrete, logical_id, role_id, statements_for_role
-from tests.constructs.test_key_contract import wrapper_key
+from tests.constructs.test_key_contract import wrapper_key, wrapper_probe_key
 from tests.iam_patterns import ANONYMOUS, SOURCE_FUNCTION_ARN, Decision, Request, decide
 
 BUCKET_ARN: Final = "arn:aws:s3:::coverage-data"
@@ -234,6 +235,19 @@ def test_a_functions_role_used_outside_its_code_writes_nothing(stack: Synthesise
             )
             verdict = decide(request, identity=stack.roles[name], resource=stack.bucket_policy)
             assert verdict == "implicit-deny", context
+
+
+def test_a_functions_health_probe_is_inside_its_grant_and_no_other(stack: Synthesised) -> None:
+    """The probe wrote {prefix}_health/..., which no function's grant allows."""
+    for name in NAMES:
+        (other,) = set(NAMES) - {name}
+        probe = wrapper_probe_key(stack.environments[name], name)
+        assert is_probe_key(probe), probe
+        assert as_role(stack, name, "s3:PutObject", probe) == "allow", probe
+        assert as_role(stack, other, "s3:PutObject", probe) == "implicit-deny", probe
+        assert as_role(stack, name, "s3:PutObject", "coverage/_health/c1-7.probe") == (
+            "implicit-deny"
+        )
 
 
 def test_the_combiner_reads_raw_data_and_writes_only_its_output_prefix(stack: Synthesised) -> None:

@@ -18,6 +18,7 @@ from awslambdaric.lambda_context import LambdaContext
 
 from coverage_wrapper.identity import reset_container_id
 from coverage_wrapper.session import reset_session
+from coverage_wrapper.uploader import ATTEMPT_CAPS, S3Uploader
 from tests.wrapper.s3_servers import moto_s3_server
 from tests.wrapper.sample_functions import ORDERS
 
@@ -138,6 +139,52 @@ def lambda_context(request_id: str = "req-1", remaining_ms: int = 60_000) -> Lam
         int(time.time() * 1000) + remaining_ms,
         f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}",
     )
+
+
+def make_clients(uploader: S3Uploader, longest: float) -> None:
+    """Make the uploader's S3 clients for every attempt of up to ``longest`` seconds first,
+    as a process's first uploads make them (each costs ~0.3 s of CPU, far more on a
+    loaded machine), so that a budget measured afterwards goes to S3 alone."""
+    for cap in ATTEMPT_CAPS:
+        if cap <= longest:
+            uploader.client(cap)
+
+
+class WatchedClock:
+    """``time.monotonic``, remembering the last time it told.
+
+    An uploader on this clock sets a pause from the clock's last reading, so
+    a test reads the pause exactly, however late it looks.
+    """
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        self.last = time.monotonic()
+        return self.last
+
+
+class HeldContext(LambdaContext):  # type: ignore[misc]  # awslambdaric has no types
+    """The runtime's context, whose remaining time stays where the test put it.
+
+    What a call may spend then follows from the test's numbers, not from how
+    long a loaded machine took to get there.
+    """
+
+    def __init__(self, request_id: str, remaining_ms: int) -> None:
+        super().__init__(
+            request_id,
+            None,
+            None,
+            int(time.time() * 1000) + remaining_ms,
+            f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}",
+        )
+        self.held_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        """The remaining time the test set."""
+        return self.held_ms
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import http.client
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -65,10 +65,16 @@ class FaultLog:
 
 
 class FaultProxy:
-    """An HTTP proxy to moto that answers queued faults first."""
+    """An HTTP proxy to moto that answers queued faults first.
 
-    def __init__(self, upstream: str) -> None:
+    ``refuse(method, path)``, when given, stands for the caller's IAM
+    policies (moto's server does not enforce them): a request it returns
+    True for is answered ``AccessDenied``, as S3 answers what a policy denies.
+    """
+
+    def __init__(self, upstream: str, *, refuse: Callable[[str, str], bool] | None = None) -> None:
         self.upstream = urlsplit(upstream)
+        self.refuse = refuse
         self.faults: list[Fault] = []
         self.log = FaultLog()
         self._lock = threading.Lock()
@@ -86,6 +92,8 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     fault = proxy.faults.pop(0) if proxy.faults else None
+                if fault is None and proxy.refuse and proxy.refuse(self.command, self.path):
+                    fault = ACCESS_DENIED
                 if fault is not None:
                     document = (
                         '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -14,6 +14,12 @@ from coverage_wrapper.constants import DEFAULT_KEY_TEMPLATE
 from tests.wrapper.conftest import lambda_context, uploads, write_module
 from tests.wrapper.sample_functions import ORDERS
 
+#: What a bad upload timeout is told (the range, why, and the default used).
+NOT_A_TIMEOUT = (
+    "is not a number of seconds from 1 to 900 (below 1 s no upload can finish; 900 s is "
+    "Lambda's longest timeout); using 30.0"
+)
+
 
 def test_defaults() -> None:
     config = load_config({})
@@ -82,15 +88,10 @@ def test_every_documented_variable_is_read() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "problem"),
     [
-        (
-            "COVERAGE_UPLOAD_TIMEOUT",
-            "abc",
-            "COVERAGE_UPLOAD_TIMEOUT='abc' is not a positive number of seconds; using 30.0",
-        ),
-        (
-            "COVERAGE_UPLOAD_TIMEOUT",
-            "-1",
-            "COVERAGE_UPLOAD_TIMEOUT='-1' is not a positive number of seconds; using 30.0",
+        *(
+            ("COVERAGE_UPLOAD_TIMEOUT", value, f"COVERAGE_UPLOAD_TIMEOUT={value!r} {NOT_A_TIMEOUT}")
+            # 30000: milliseconds written as seconds.
+            for value in ("abc", "-1", "0", "0.0000001", "0.999", "900.5", "30000", "inf", "nan")
         ),
         (
             "COVERAGE_BRANCH_COVERAGE",
@@ -202,7 +203,7 @@ def test_bad_values_leave_the_function_running_logged_once_and_in_health(
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     problems = [line["message"] for line in logged if line.get("problem") == "configuration"]
     assert problems == [
-        "COVERAGE_UPLOAD_TIMEOUT='soon' is not a positive number of seconds; using 30.0",
+        f"COVERAGE_UPLOAD_TIMEOUT='soon' {NOT_A_TIMEOUT}",
         "COVERAGE_SAMPLE_RATE='all' is not a fraction between 0 and 1; using 1.0",
     ]
     health = health_check_handler()
@@ -214,6 +215,55 @@ def test_options_are_validated_like_the_environment() -> None:
     config = WrapperConfig().with_options({"upload_timeout": "x", "include": ["a/*", " "]})
     assert config.upload_timeout == 30.0
     assert config.include == ("a/*",)
-    assert config.problems == (
-        "upload_timeout='x' is not a positive number of seconds; using 30.0",
-    )
+    assert config.problems == (f"upload_timeout='x' {NOT_A_TIMEOUT}",)
+
+
+@pytest.mark.parametrize("seconds", [1, "1", 1.0, 2.5, "900", 900.0])
+def test_an_upload_timeout_in_its_range_is_taken(seconds: float | str) -> None:
+    from_env = load_config({"COVERAGE_UPLOAD_TIMEOUT": str(seconds)})
+    from_option = WrapperConfig().with_options({"upload_timeout": seconds})
+    for config in (from_env, from_option):
+        assert (config.upload_timeout, config.problems) == (float(seconds), ())
+
+
+@pytest.mark.parametrize("seconds", [0.0000001, 0.5, 901, True, float("nan"), None])
+def test_an_explicit_upload_timeout_is_validated_as_the_variable_is(seconds: Any) -> None:
+    config = load_config({"COVERAGE_UPLOAD_TIMEOUT": "2"}).with_options({"upload_timeout": seconds})
+    assert config.upload_timeout == 30.0
+    assert config.problems == (f"upload_timeout={seconds!r} {NOT_A_TIMEOUT}",)
+
+
+@pytest.mark.parametrize("where", ["environment", "decorator"])
+def test_a_timeout_no_upload_fits_in_still_uploads_and_says_so(
+    where: str,
+    task_root: Path,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``0.0000001`` was taken: nothing uploaded, and the health check said healthy."""
+    options: dict[str, Any] = {}
+    if where == "environment":
+        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "0.0000001")
+        name = "COVERAGE_UPLOAD_TIMEOUT='0.0000001'"
+    else:
+        options["upload_timeout"] = 0.0000001
+        name = "upload_timeout=1e-07"
+    write_module(task_root, "orders.py", ORDERS)
+    import orders
+
+    handler = coverage_handler(**options)(orders.handler)
+    assert handler({"prices": [4]}, lambda_context())["total"] == 4
+
+    (upload,) = uploads(s3, bucket, tmp_path)
+    assert upload.key.endswith("-000001.coverage")
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    problems = [line["message"] for line in logged if line.get("problem") == "configuration"]
+    assert problems == [f"{name} {NOT_A_TIMEOUT}"]
+    health = health_check_handler()
+    assert health["status"] == "degraded"
+    assert health["problems"] == problems
+    assert health["configuration"]["upload_timeout"] == 30.0
+    assert health["last_flush"]["outcome"] == "uploaded"

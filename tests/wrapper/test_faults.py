@@ -161,14 +161,14 @@ def fault(
 
     if name == "s3_unreachable":
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
-        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "0.5")
+        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "1")
         # The first flush fails on the connection; later ones do not even try.
         yield FaultSetup(
             "spooled", True, last_error("uploads paused after: EndpointConnectionError")
         )
     elif name == "s3_internal_errors":
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "0.5")
+        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "1")
         proxy.inject(*[INTERNAL_ERROR] * 200)
 
         def retried_then_paused() -> None:

@@ -18,7 +18,7 @@ from coverage_wrapper.flush_policy import (
     effective_policy,
 )
 from coverage_wrapper.health_check import health_check_handler
-from coverage_wrapper.session import current_session
+from coverage_wrapper.session import current_session, get_session
 from tests.wrapper.conftest import lambda_context, union_lines, uploads
 from tests.wrapper.sample_functions import ORDERS_BIG_ORDER_LINES, ORDERS_SMALL_ORDER_LINES
 
@@ -31,6 +31,19 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def scheduled_by_hand() -> Clock:
+    """The clock of the process's flush schedule, now one the test moves by hand.
+
+    The session is created as the first call would create it; only its
+    schedule's clock is the test's, so "an interval has passed" does not
+    depend on how fast a loaded machine runs the calls.
+    """
+    session = get_session()
+    clock = Clock()
+    session.schedule = FlushSchedule(session.config.flush_interval, clock)
+    return clock
 
 
 def flushes(policy: FlushPolicy, gaps: list[float], interval: float = 60.0) -> list[bool]:
@@ -117,11 +130,14 @@ def test_interval_without_the_extension_uploads_in_the_call_once_due(
     orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COVERAGE_FLUSH_POLICY", "interval")
-    monkeypatch.setenv("COVERAGE_FLUSH_INTERVAL", "0.3")
+    monkeypatch.setenv("COVERAGE_FLUSH_INTERVAL", "30")
+    clock = scheduled_by_hand()
     handler = coverage_handler(orders.handler)
     handler({"prices": [10, 20]}, lambda_context())
+    clock.now += 29.9
+    handler({"prices": [10, 20]}, lambda_context())
     assert uploads(s3, bucket, tmp_path) == []
-    time.sleep(0.35)
+    clock.now += 0.1
     handler({"prices": [100, 20]}, lambda_context())
     assert union_lines(uploads(s3, bucket, tmp_path)) == {
         "orders.py": ORDERS_SMALL_ORDER_LINES | ORDERS_BIG_ORDER_LINES
@@ -144,41 +160,81 @@ def test_shutdown_without_the_extension_is_a_problem_and_works_as_interval(
     assert session.flush_policy == "interval"
 
 
+class WatchedClock(Clock):
+    """A clock the test moves by hand, which tells when it has been read since the last move."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads = 0
+        self._read = threading.Condition()
+
+    def __call__(self) -> float:
+        with self._read:
+            self._reads += 1
+            self._read.notify_all()
+            return self.now
+
+    def move_to(self, now: float) -> None:
+        with self._read:
+            self.now, self._reads = now, 0
+
+    def read_twice(self) -> bool:
+        """Wait until the clock was read twice since the last move: the guard has looked at
+        the new time at least once (it reads it to decide, and again to wait)."""
+        with self._read:
+            return self._read.wait_for(lambda: self._reads >= 2, timeout=30)
+
+
 def test_the_timeout_guard_acts_before_the_deadline_unless_disarmed() -> None:
+    clock = WatchedClock()
     acted: list[float] = []
-    guard = TimeoutGuard(lambda: acted.append(time.monotonic()), lead=0.2)
-    start = time.monotonic()
-    guard.arm(0.35)
-    time.sleep(0.3)
-    assert len(acted) == 1
-    assert 0.1 <= acted[0] - start < 0.3
+    done = threading.Semaphore(0)
+
+    def action() -> None:
+        acted.append(clock.now)
+        done.release()
+
+    guard = TimeoutGuard(action, lead=0.2, clock=clock)
+    start = clock.now
+    guard.arm(0.35)  # acts at start + 0.15
+    clock.move_to(start + 0.149)
+    assert clock.read_twice()
+    assert acted == []  # it looked, and it is not time yet
+    clock.move_to(start + 0.15)
+    assert done.acquire(timeout=30)
+    assert acted == [start + 0.15]
+    first = acted[0]
+
+    # Disarmed in time: a deadline that passes does nothing.
     guard.arm(0.4)
     guard.disarm()
-    time.sleep(0.4)
-    assert len(acted) == 1
+    clock.move_to(start + 1.0)
     # Armed again for a later deadline while it sleeps towards an earlier one:
     # it looks again when it wakes and acts at the later deadline only.
-    start = time.monotonic()
+    start = clock.now
     guard.arm(0.3)
     guard.disarm()
-    guard.arm(0.6)
-    time.sleep(0.3)
-    assert len(acted) == 1
-    time.sleep(0.3)
-    assert len(acted) == 2
-    assert 0.35 <= acted[1] - start < 0.6
+    guard.arm(0.6)  # acts at start + 0.4, not at start + 0.1
+    clock.move_to(start + 0.39)
+    assert clock.read_twice()
+    assert acted == [first]
+    clock.move_to(start + 0.4)
+    assert done.acquire(timeout=30)
+    assert acted == [first, start + 0.4]
 
 
 def test_a_context_manager_block_flushes_by_the_policy(
     orders: Any, s3: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COVERAGE_FLUSH_POLICY", "interval")
-    monkeypatch.setenv("COVERAGE_FLUSH_INTERVAL", "0.3")
+    monkeypatch.setenv("COVERAGE_FLUSH_INTERVAL", "30")
+    clock = scheduled_by_hand()
     for prices in ([10, 20], [100, 20]):
         with CoverageContext(context=lambda_context()):
             orders.handler({"prices": prices}, None)
+        clock.now += 14.9
     assert uploads(s3, bucket, tmp_path) == []
-    time.sleep(0.35)
+    clock.now += 0.2
     with CoverageContext(context=lambda_context()):
         orders.handler({"prices": [1]}, None)
     assert len(uploads(s3, bucket, tmp_path)) == 1
@@ -196,8 +252,11 @@ def test_adaptive_saves_a_snapshot_while_an_invocation_runs_into_its_timeout(
 
     def slow(event: Any, context: Any) -> Any:
         answer = orders.handler(event, context)
-        # The guard acts one second before the deadline, in its own thread.
-        time.sleep(0.6)
+        # The guard acts one second before the deadline, in its own thread:
+        # the invocation runs on until the snapshot is there.
+        give_up = time.monotonic() + 30
+        while not list(pending.glob("*.coverage")) and time.monotonic() < give_up:
+            time.sleep(0.01)
         seen.append(len(list(pending.glob("*.coverage"))))
         return answer
 

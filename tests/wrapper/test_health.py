@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from coverage_wrapper import coverage_handler, get_coverage_status, health_check_handler
 from coverage_wrapper.__about__ import __version__
 from coverage_wrapper.health_check import health_check_handler as direct_import
-from tests.wrapper.conftest import lambda_context, write_module
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, DEFAULT_S3_PREFIX, KeyTemplate
+from coverage_wrapper.session import current_session
+from coverage_wrapper.uploader import S3Uploader, UploadFailed
+from tests.iam_patterns import Request, decide
+from tests.wrapper.conftest import FUNCTION_NAME, REGION, lambda_context, uploads, write_module
+from tests.wrapper.s3_servers import FaultProxy
 from tests.wrapper.sample_functions import ORDERS
 
 
@@ -63,12 +73,109 @@ def test_probe_checks_the_bucket_once_then_caches(served: Any, s3: Any, bucket: 
     first = health_check_handler(probe_s3=True)
     assert first["s3_probe"]["writable"] is True
     probe_key = first["s3_probe"]["s3_key"]
-    assert probe_key.startswith("coverage/_health/")
+    # Beside the function's data, in its own folder: {prefix}yyyy/mm/dd/orders/_health/...
+    folder = probe_key.rpartition("/")[0] + "/"
+    assert re.fullmatch(r"coverage/\d{4}/\d\d/\d\d/orders/_health/", folder), probe_key
+    assert probe_key.endswith(f"-{os.getpid()}.probe")
     s3.delete_object(Bucket=bucket, Key=probe_key)
     second = health_check_handler(probe_s3=True)
     assert second["s3_probe"] == first["s3_probe"]
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix="coverage/_health/")
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=folder)
     assert listing.get("KeyCount", 0) == 0  # cached: no second write
+
+
+#: The caller the function's role makes of every request (the names are the test's own).
+ROLE = "arn:aws:iam::123456789012:role/orders-role"
+
+
+def function_grant(bucket: str) -> list[dict[str, Any]]:
+    """The write grant the CDK constructs give the function: the key contract's IAM pattern
+    (tests/constructs/test_security.py judges the synthesised grant itself)."""
+    pattern = KeyTemplate.parse_template(DEFAULT_KEY_TEMPLATE).iam_object_pattern(
+        DEFAULT_S3_PREFIX, FUNCTION_NAME
+    )
+    resource = f"arn:aws:s3:::{bucket}/{pattern}"
+    return [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": resource}]
+
+
+def refused_by(identity: list[dict[str, Any]]) -> Callable[[str, str], bool]:
+    """A gate for :class:`FaultProxy`: a PUT that ``identity`` does not allow is refused."""
+
+    def refuse(method: str, path: str) -> bool:
+        if method != "PUT":
+            return False
+        # Path-style addressing: /bucket/key.
+        resource = "arn:aws:s3:::" + unquote(urlsplit(path).path).lstrip("/")
+        request = Request("s3:PutObject", resource, ROLE, {"aws:SecureTransport": "true"})
+        return decide(request, identity=identity) != "allow"
+
+    return refuse
+
+
+def test_the_probe_passes_the_grant_that_passes_the_data(
+    task_root: Path, s3: Any, bucket: str, tmp_path: Path, moto_url: str, monkeypatch: Any
+) -> None:
+    """The probe wrote {prefix}_health/..., outside the grant: a CDK-instrumented function
+    was reported as "does not accept writes"."""
+    grant = function_grant(bucket)
+    with FaultProxy(moto_url, refuse=refused_by(grant)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        # The gate holds the function to its grant: the old probe place is refused.
+        outside = S3Uploader(bucket, timeout=5, region=REGION)
+        with pytest.raises(UploadFailed) as refused:
+            outside.put("coverage/_health/c1-1.probe", b"ok", {}, deadline=time.monotonic() + 5)
+        assert refused.value.code == "AccessDenied"
+
+        write_module(task_root, "orders.py", ORDERS)
+        import orders
+
+        coverage_handler(orders.handler)({"prices": [4]}, lambda_context())
+        health = health_check_handler(probe_s3=True)
+
+    assert health["status"] == "healthy", health["problems"]
+    assert health["problems"] == []
+    assert health["s3_probe"]["writable"] is True
+    probe_key = health["s3_probe"]["s3_key"]
+    assert s3.get_object(Bucket=bucket, Key=probe_key)["Body"].read() == b"ok"
+    (upload,) = uploads(s3, bucket, tmp_path)
+    # The same function folder: {prefix}yyyy/mm/dd/orders/.
+    assert upload.key.split("/")[:-2] == probe_key.split("/")[:-2]
+    assert [status for _, _, status in proxy.log.puts()] == [403, 200, 200]
+
+
+def test_a_refused_probe_does_not_pause_data_uploads(
+    task_root: Path, s3: Any, bucket: str, tmp_path: Path, moto_url: str, monkeypatch: Any
+) -> None:
+    """Without the extension, the probe's AccessDenied paused real uploads for five minutes."""
+    # A bucket policy that takes the function's data but refuses its probes.
+    with FaultProxy(moto_url, refuse=lambda method, path: path.endswith(".probe")) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        write_module(task_root, "orders.py", ORDERS)
+        import orders
+
+        handler = coverage_handler(orders.handler)
+        handler({"prices": [10, 20]}, lambda_context("req-1"))
+        health = health_check_handler(probe_s3=True)
+        assert health["status"] == "degraded"
+        assert health["s3_probe"]["error_code"] == "AccessDenied"
+        assert health["problems"] == [
+            f"the bucket does not accept writes: {health['s3_probe']['error']}"
+        ]
+        session = current_session()
+        assert session is not None
+        assert session.upload_pause_reason is None
+        # Something new to flush: the discount's line.
+        handler({"prices": [100, 20]}, lambda_context("req-2"))
+
+    last = session.status.last_flush
+    assert last is not None
+    assert (last.outcome, last.error) == ("uploaded", None)
+    found = uploads(s3, bucket, tmp_path)
+    assert [upload.key.rpartition("-")[2] for upload in found] == [
+        "000001.coverage",
+        "000002.coverage",
+    ]
+    assert [status for _, _, status in proxy.log.puts()] == [200, 403, 200]
 
 
 def test_probe_reports_a_bucket_that_refuses_writes(

@@ -17,6 +17,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from coverage_wrapper.keys import (
+    DATA_SUFFIX,
     DEFAULT_KEY_TEMPLATE,
     FIXED_WIDTH_FIELDS,
     NUMBER_FIELDS,
@@ -24,6 +25,7 @@ from coverage_wrapper.keys import (
     KeyTemplate,
     KeyTemplateError,
     ParsedKey,
+    is_probe_key,
     key_segment,
     normalize_prefix,
 )
@@ -437,3 +439,79 @@ def test_negative_numbers_are_refused_rather_than_written_unparseable() -> None:
     fields = KeyFields("p/", datetime(2026, 1, 1, tzinfo=timezone.utc), "f", "1", "r", "c", -1, 1)
     with pytest.raises(ValueError, match="pid=-1 and seq=1 must not be negative"):
         template.render(fields)
+
+
+#: Valid templates a function may write with, each with its probe key for
+#: function ``orders`` (container ``c1``, pid 7) at 2026-11-25 13:00 UTC.
+PROBE_KEYS = {
+    DEFAULT_KEY_TEMPLATE: "raw/2026/11/25/orders/_health/c1-7.probe",
+    "{prefix}{yyyy}/{mm}/{dd}/{function}/{run_id}/{version}/{container}-{pid}-{seq}.coverage": (
+        "raw/2026/11/25/orders/_health/c1-7.probe"
+    ),
+    "{prefix}{function}/{region}/{version}/{container}-{pid}-{seq}.coverage": (
+        "raw/orders/_health/c1-7.probe"
+    ),
+    "{prefix}{yyyy}{mm}{dd}-{hh}/x={function}/{container}-{pid}-{seq}.coverage": (
+        "raw/20261125-13/x=orders/_health/c1-7.probe"
+    ),
+    "{prefix}{yyyy}/{mm}/{dd}/{function}/{container}-{pid}-{seq}.coverage": (
+        "raw/2026/11/25/orders/_health/c1-7.probe"
+    ),
+}
+
+
+@pytest.mark.parametrize("text", list(PROBE_KEYS))
+def test_the_probe_key_is_inside_the_functions_grant_and_no_other(text: str) -> None:
+    template = KeyTemplate(text)
+    when = datetime(2026, 11, 25, 13, 5, tzinfo=timezone.utc)
+    probe = template.probe_key(prefix="raw", when=when, function="orders", container="c1", pid=7)
+    assert probe == PROBE_KEYS[text]
+    assert iam_regex(template.iam_object_pattern("raw", "orders")).fullmatch(probe)
+    for other in ("order", "orders-v2", "_health", "ordersx"):
+        assert not iam_regex(template.iam_object_pattern("raw", other)).fullmatch(probe), other
+    # Never a data file: the template cannot read it, and the contract calls it a probe.
+    assert not probe.endswith(DATA_SUFFIX)
+    assert template.parse(probe) is None
+    assert is_probe_key(probe)
+
+
+@FAST
+@given(text=templates, prefix=iam_safe_prefixes, fields=key_fields, other=names)
+def test_for_any_valid_template_the_probe_stays_in_its_functions_folder(
+    text: str, prefix: str, fields: KeyFields, other: str
+) -> None:
+    template = KeyTemplate(text)
+    fields = fields._replace(prefix=prefix)
+    probe = template.probe_key(
+        prefix=prefix,
+        when=fields.when,
+        function=fields.function,
+        container=fields.container,
+        pid=fields.pid,
+    )
+    own = iam_regex(template.iam_object_pattern(prefix, key_segment(fields.function)))
+    assert own.fullmatch(probe), (own.pattern, probe)
+    if key_segment(other) != key_segment(fields.function):
+        theirs = iam_regex(template.iam_object_pattern(prefix, key_segment(other)))
+        assert not theirs.fullmatch(probe), (theirs.pattern, probe)
+    assert template.parse(probe) is None
+    assert is_probe_key(probe)
+    # And no data key is taken for a probe.
+    assert not is_probe_key(template.render(fields))
+
+
+@pytest.mark.parametrize(
+    ("key", "probe"),
+    [
+        ("coverage/2026/11/25/orders/_health/c1-7.probe", True),
+        ("coverage/_health/c1-7.probe", True),  # where earlier wrappers put it
+        ("_health/c1-7.probe", True),
+        ("coverage/2026/11/25/orders/c1-7.probe", False),
+        ("coverage/2026/11/25/orders/_health/c1-7-000001.coverage", False),
+        ("coverage/2026/11/25/orders/_health/sub/c1-7.probe", False),
+        ("coverage/2026/11/25/orders/x_health/c1-7.probe", False),
+        ("coverage/2026/11/25/orders/_health/c1-7.probe.coverage", False),
+    ],
+)
+def test_is_probe_key_knows_the_probe_places_only(key: str, probe: bool) -> None:
+    assert is_probe_key(key) is probe

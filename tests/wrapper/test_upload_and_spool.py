@@ -130,7 +130,7 @@ def test_a_failed_upload_stays_in_the_spool_and_goes_first_next_time(
 ) -> None:
     with FaultProxy(moto_url) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "0.3")
+        monkeypatch.setenv("COVERAGE_UPLOAD_TIMEOUT", "1")
         handler = coverage_handler(orders.handler)
         # Another process's entry that died before upload: adopted and sent too.
         orphan = _orphan_entry(

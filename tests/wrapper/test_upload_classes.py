@@ -7,7 +7,6 @@ to moto's server through a proxy that answers as S3 does.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from coverage_wrapper.uploader import (
     S3Uploader,
     UploadFailed,
 )
+from tests.wrapper.conftest import WatchedClock, make_clients
 from tests.wrapper.s3_servers import ACCESS_DENIED, INTERNAL_ERROR, SLOW_DOWN, Fault, FaultProxy
 
 
@@ -34,7 +34,7 @@ def proxy(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy
 def put(uploader: S3Uploader, budget: float) -> UploadFailed | None:
     """One upload with ``budget`` seconds; the failure, if it failed."""
     try:
-        uploader.put("k.coverage", b"x", {}, deadline=time.monotonic() + budget)
+        uploader.put("k.coverage", b"x", {}, deadline=uploader.clock() + budget)
     except UploadFailed as failure:
         return failure
     return None
@@ -57,10 +57,10 @@ def put(uploader: S3Uploader, budget: float) -> UploadFailed | None:
 def test_each_failure_is_classified(
     proxy: FaultProxy, bucket: str, fault: Fault, kind: str
 ) -> None:
-    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1")
-    # Make the client first, so that the budget is spent on attempts.
-    assert put(uploader, 2.0) is None
-    proxy.log.requests.clear()
+    clock = WatchedClock()
+    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1", clock=clock)
+    # Make the clients first, so that the budget is spent on attempts.
+    make_clients(uploader, 2.0)
     proxy.inject(*[fault] * 100)
     failure = put(uploader, 2.0)
     assert failure is not None
@@ -71,42 +71,41 @@ def test_each_failure_is_classified(
         assert attempts > 1  # retried within the budget
     else:
         assert attempts == 1
-    # Everything but a rejected object pauses uploads.
-    assert uploader.paused is (kind != "rejected")
+    # Everything but a rejected object pauses uploads (from the failure on).
+    assert (uploader.paused_until > clock.last) is (kind != "rejected")
 
 
 def test_a_transient_outage_pauses_uploads_for_a_growing_while(
     proxy: FaultProxy, bucket: str
 ) -> None:
-    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1")
+    clock = WatchedClock()
+    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1", clock=clock)
     pauses: list[float] = []
     for _ in range(3):
         proxy.inject(*[SLOW_DOWN] * 100)
         uploader.paused_until = 0.0  # as if the pause had run out
         failure = put(uploader, 0.3)
-        failed_at = time.monotonic()
+        failed_at = clock.last  # when the pause was set
         assert failure is not None
         assert failure.kind == "transient"
-        assert uploader.paused
         assert uploader.pause_reason == f"S3 answered SlowDown for s3://{bucket}/k.coverage"
         pauses.append(uploader.paused_until - failed_at)
         proxy.faults.clear()
     assert pauses == pytest.approx(
-        [TRANSIENT_ERROR_PAUSE, 2 * TRANSIENT_ERROR_PAUSE, 4 * TRANSIENT_ERROR_PAUSE], abs=0.05
+        [TRANSIENT_ERROR_PAUSE, 2 * TRANSIENT_ERROR_PAUSE, 4 * TRANSIENT_ERROR_PAUSE], abs=1e-9
     )
     # A success ends the growth: the next outage starts from the shortest pause again.
     uploader.paused_until = 0.0
-    assert put(uploader, 2.0) is None
+    assert put(uploader, 30.0) is None  # time enough for a loaded machine
     proxy.inject(*[INTERNAL_ERROR] * 100)
     assert put(uploader, 0.3) is not None
-    assert uploader.paused_until - time.monotonic() == pytest.approx(
-        TRANSIENT_ERROR_PAUSE, abs=0.05
-    )
+    assert uploader.paused_until - clock.last == pytest.approx(TRANSIENT_ERROR_PAUSE, abs=1e-9)
 
 
 def test_a_configuration_error_pauses_uploads_for_minutes(proxy: FaultProxy, bucket: str) -> None:
-    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1")
+    clock = WatchedClock()
+    uploader = S3Uploader(bucket, timeout=5, region="eu-west-1", clock=clock)
     proxy.inject(ACCESS_DENIED)
     failure = put(uploader, 1.0)
     assert failure is not None
-    assert uploader.paused_until - time.monotonic() == pytest.approx(CONFIG_ERROR_PAUSE, abs=0.1)
+    assert uploader.paused_until - clock.last == pytest.approx(CONFIG_ERROR_PAUSE, abs=1e-9)

@@ -2,21 +2,27 @@
 
 The key layout itself is the wrapper's contract (:mod:`coverage_wrapper.keys`):
 templates are parsed there, never restated here. Keys in another layout are
-still accepted as inputs; the data's own ``function@version`` contexts are
-the truth about what ran.
+still accepted as inputs: for them the data's own ``function@version``
+contexts say what ran; a key in the template's layout says whose data it is
+(:mod:`coverage_combiner.claims`).
 """
 
 from __future__ import annotations
 
-from coverage_wrapper.keys import DATA_SUFFIX
+from coverage_wrapper.keys import DATA_SUFFIX, is_probe_key
 
 #: Why an object that is not a data file was left out.
 NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
 
 
 def is_health_probe(key: str) -> bool:
-    """Whether ``key`` is one of the wrapper's S3 write probes (``{prefix}_health/*.probe``)."""
-    return key.endswith(".probe") and "_health/" in key
+    """Whether ``key`` is one of the wrapper's S3 write probes (counted apart, never read).
+
+    The key contract decides (:func:`coverage_wrapper.keys.is_probe_key`):
+    ``.../{function}/_health/*.probe`` inside a function's folder, and the
+    older ``{prefix}_health/*.probe``.
+    """
+    return is_probe_key(key)
 
 
 def is_data_key(key: str) -> bool:

@@ -90,7 +90,7 @@ class WrapperConfig(NamedTuple):
         if "s3_prefix" in options:
             changes["s3_prefix"] = parsed.prefix("s3_prefix", "")
         if "upload_timeout" in options:
-            changes["upload_timeout"] = parsed.seconds("upload_timeout", "")
+            changes["upload_timeout"] = parsed.upload_timeout("upload_timeout", "")
         if "include" in options:
             changes["include"] = parsed.patterns("include", "")
         if "exclude" in options:
@@ -114,7 +114,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> WrapperConfig:
         enabled=p.flag("enabled", c.ENV_ENABLED, default=True),
         s3_bucket=p.text("s3_bucket", c.ENV_S3_BUCKET) or None,
         s3_prefix=p.prefix("s3_prefix", c.ENV_S3_PREFIX),
-        upload_timeout=p.seconds("upload_timeout", c.ENV_UPLOAD_TIMEOUT),
+        upload_timeout=p.upload_timeout("upload_timeout", c.ENV_UPLOAD_TIMEOUT),
         include=p.patterns("include", c.ENV_INCLUDE_PATTERNS),
         exclude=p.patterns("exclude", c.ENV_EXCLUDE_PATTERNS),
         branch=p.flag("branch", c.ENV_BRANCH_COVERAGE, default=True),
@@ -218,9 +218,7 @@ class _Parser:
 
         return self._convert(option, variable, convert, default, "true or false")
 
-    def seconds(
-        self, option: str, variable: str, *, default: float = c.DEFAULT_UPLOAD_TIMEOUT
-    ) -> float:
+    def seconds(self, option: str, variable: str, *, default: float) -> float:
         def convert(value: Any) -> float:
             seconds = float(value)
             if not math.isfinite(seconds) or seconds <= 0:
@@ -228,6 +226,24 @@ class _Parser:
             return seconds
 
         return self._convert(option, variable, convert, default, "a positive number of seconds")
+
+    def upload_timeout(self, option: str, variable: str) -> float:
+        """Seconds for one flush's uploads, within the range where an upload can finish."""
+        low, high = c.MIN_UPLOAD_TIMEOUT, c.MAX_UPLOAD_TIMEOUT
+
+        def convert(value: Any) -> float:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            seconds = float(value)
+            if not low <= seconds <= high:  # NaN is in no range
+                raise ValueError(value)
+            return seconds
+
+        expected = (
+            f"a number of seconds from {low:g} to {high:g} (below {low:g} s no upload can "
+            f"finish; {high:g} s is Lambda's longest timeout)"
+        )
+        return self._convert(option, variable, convert, c.DEFAULT_UPLOAD_TIMEOUT, expected)
 
     def rate(self, option: str, variable: str) -> float:
         def convert(value: Any) -> float:

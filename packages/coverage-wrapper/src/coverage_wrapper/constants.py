@@ -47,6 +47,19 @@ ENV_REGION: Final = "AWS_REGION"
 DEFAULT_S3_PREFIX: Final = keys.DEFAULT_S3_PREFIX
 DEFAULT_KEY_TEMPLATE: Final = keys.DEFAULT_KEY_TEMPLATE
 DEFAULT_UPLOAD_TIMEOUT: Final = 30.0
+#: The shortest ``COVERAGE_UPLOAD_TIMEOUT`` (seconds). Below it no upload can
+#: be counted on to finish: the longest attempt that fits in less than a
+#: second gets 0.25 s to connect and 0.25 s to read
+#: (:data:`coverage_wrapper.uploader.ATTEMPT_CAPS`), where the uploader
+#: otherwise allows at least 0.5 s and 1 s, and a process's first upload also
+#: spends part of the budget importing boto3 and creating its client (about
+#: three times coverage.py's import and start in CPU; far more on a small
+#: function's share of a vCPU). ``0.0000001`` was accepted: nothing uploaded.
+MIN_UPLOAD_TIMEOUT: Final = 1.0
+#: The longest ``COVERAGE_UPLOAD_TIMEOUT`` (seconds): Lambda's longest
+#: function timeout. No invocation has more time, so a larger value is most
+#: likely milliseconds written as seconds.
+MAX_UPLOAD_TIMEOUT: Final = 900.0
 #: When a measured invocation writes a snapshot (:mod:`coverage_wrapper.flush_policy`).
 FlushPolicy = Literal["adaptive", "invocation", "interval", "shutdown"]
 DEFAULT_LOG_LEVEL: Final = "INFO"

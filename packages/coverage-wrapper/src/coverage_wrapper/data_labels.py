@@ -1,4 +1,7 @@
-"""What a data file is called and what it says about itself: its S3 key and metadata."""
+"""What a data file is called and what it says about itself: its S3 key and metadata.
+
+Also the key of this process's health probe, which lives beside its data.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,17 @@ def object_key(config: WrapperConfig, seq: int, *, run_id: str | None) -> str:
         run_id=run_id,
     )
     return KeyTemplate.parse_template(config.key_template).render(fields)
+
+
+def probe_key(config: WrapperConfig) -> str:
+    """The S3 key of this process's health probe: inside the function's own key folder."""
+    return KeyTemplate.parse_template(config.key_template).probe_key(
+        prefix=config.s3_prefix,
+        when=datetime.now(timezone.utc),
+        function=config.function_name,
+        container=container_id(),
+        pid=os.getpid(),
+    )
 
 
 def object_metadata(config: WrapperConfig, *, run_id: str | None) -> dict[str, str]:

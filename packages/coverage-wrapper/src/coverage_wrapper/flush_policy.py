@@ -79,12 +79,18 @@ class TimeoutGuard:
     so it wakes about once per function timeout, not once per invocation
     (a wake-up per call would cost the caller a thread switch). Between
     invocations Lambda freezes the process, so it only acts while an
-    invocation runs.
+    invocation runs. ``clock`` tells the time in seconds (a test holds its own).
     """
 
-    def __init__(self, action: Callable[[], None], lead: float = TIMEOUT_GUARD_LEAD) -> None:
+    def __init__(
+        self,
+        action: Callable[[], None],
+        lead: float = TIMEOUT_GUARD_LEAD,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._action = action
         self._lead = lead
+        self._clock = clock
         self._deadline: float | None = None
         #: When the thread will look again (None: it waits to be woken).
         self._wake_at: float | None = None
@@ -94,7 +100,7 @@ class TimeoutGuard:
     def arm(self, remaining_seconds: float) -> None:
         """Act ``lead`` seconds before ``remaining_seconds`` from now, unless disarmed."""
         with self._changed:
-            self._deadline = time.monotonic() + remaining_seconds - self._lead
+            self._deadline = self._clock() + remaining_seconds - self._lead
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._watch, name="coverage-timeout-guard", daemon=True
@@ -111,9 +117,9 @@ class TimeoutGuard:
     def _watch(self) -> None:
         while True:
             with self._changed:
-                while self._deadline is None or time.monotonic() < self._deadline:
+                while self._deadline is None or self._clock() < self._deadline:
                     self._wake_at = self._deadline
-                    timeout = None if self._deadline is None else self._deadline - time.monotonic()
+                    timeout = None if self._deadline is None else self._deadline - self._clock()
                     self._changed.wait(timeout)
                 self._deadline = self._wake_at = None
             self._action()

@@ -27,6 +27,11 @@ matches no other function's keys. :class:`KeyTemplate` checks these rules:
 8. ``{pid}`` and ``{seq}`` are separated from their neighbours by text with
    a character that is not a digit.
 
+The health check's write probe goes inside the same grant:
+:meth:`KeyTemplate.probe_key` puts it in a ``_health/`` folder under the
+function's own folder, named ``{container}-{pid}.probe`` (never
+``.coverage``, so it is never read as data); :func:`is_probe_key` recognises it.
+
 Stdlib only and cheap to import (the wrapper imports it at cold start): no
 dataclasses, and the parsing expression is compiled when a key is first parsed.
 """
@@ -50,6 +55,11 @@ DATA_SUFFIX: Final = ".coverage"
 DEFAULT_KEY_TEMPLATE: Final = (
     "{prefix}{yyyy}/{mm}/{dd}/{function}/{version}/{container}-{pid}-{seq}.coverage"
 )
+
+#: The folder, inside a function's own key folder, that holds its health probes.
+PROBE_FOLDER: Final = "_health"
+#: Every probe key ends in this; it is not :data:`DATA_SUFFIX`: a probe is no data file.
+PROBE_SUFFIX: Final = ".probe"
 
 #: Digits of a fixed width, by field.
 FIXED_WIDTH_FIELDS: Final = {"yyyy": 4, "mm": 2, "dd": 2, "hh": 2}
@@ -95,6 +105,17 @@ def normalize_prefix(text: str) -> str:
             f"write the folder itself, such as {DEFAULT_S3_PREFIX!r}"
         )
     return folder if not folder or folder.endswith("/") else folder + "/"
+
+
+def is_probe_key(key: str) -> bool:
+    """Whether ``key`` (or a local path) is one of the wrapper's health probes.
+
+    A probe is ``<folder>/_health/<name>.probe``: inside a function's folder
+    (:meth:`KeyTemplate.probe_key`), or directly under the prefix, where
+    earlier versions of the wrapper wrote it.
+    """
+    folder, _, name = key.rpartition("/")
+    return name.endswith(PROBE_SUFFIX) and folder.rpartition("/")[2] == PROBE_FOLDER
 
 
 class KeyTemplateError(ValueError):
@@ -203,13 +224,9 @@ class KeyTemplate:
                 f"pid={fields.pid} and seq={fields.seq} must not be negative: "
                 "a key's numbers are parsed as digits"
             )
-        when = fields.when
         values = {
             "prefix": normalize_prefix(fields.prefix),
-            "yyyy": f"{when.year:04d}",
-            "mm": f"{when.month:02d}",
-            "dd": f"{when.day:02d}",
-            "hh": f"{when.hour:02d}",
+            **_fixed_width_values(fields.when),
             "function": key_segment(fields.function),
             "version": key_segment(fields.version),
             "region": key_segment(fields.region),
@@ -283,6 +300,30 @@ class KeyTemplate:
                 f"key prefix {prefix!r} has '*' or '?', which IAM reads as wildcards: the "
                 "grant would reach other keys; choose a prefix without them"
             )
+        unknown = {name: "?" * width for name, width in FIXED_WIDTH_FIELDS.items()}
+        # Rule 6: a "/" follows {function}, so "*" cannot reach another function's folder.
+        return self._up_to_function(folder, unknown) + function + "/*"
+
+    def probe_key(
+        self, *, prefix: str, when: datetime, function: str, container: str, pid: int
+    ) -> str:
+        """The key of the health check's write probe: inside ``function``'s own folder.
+
+        ``{folder of function}/_health/{container}-{pid}.probe``, with the
+        fields before ``{function}`` rendered as :meth:`render` does, so
+        :meth:`iam_object_pattern` of ``function`` matches it and no other
+        function's pattern does. It does not end in :data:`DATA_SUFFIX`, so
+        :meth:`parse` never reads it as a data file; :func:`is_probe_key` does.
+        """
+        head = self._up_to_function(normalize_prefix(prefix), _fixed_width_values(when))
+        name = f"{key_segment(container)}-{pid}{PROBE_SUFFIX}"
+        return f"{head}{key_segment(function)}/{PROBE_FOLDER}/{name}"
+
+    def _up_to_function(self, folder: str, fixed: dict[str, str]) -> str:
+        """The template's text before ``{function}``: ``folder``, then text and ``fixed`` fields.
+
+        Rule 6 leaves only literal text and fixed-width fields there.
+        """
         pieces = [folder]
         for is_field, value in self._parts[1:]:
             if not is_field:
@@ -290,9 +331,18 @@ class KeyTemplate:
             elif value == "function":
                 break
             else:
-                pieces.append("?" * FIXED_WIDTH_FIELDS[value])
-        # Rule 6: a "/" follows {function}, so "*" cannot reach another function's folder.
-        return "".join(pieces) + function + "/*"
+                pieces.append(fixed[value])
+        return "".join(pieces)
+
+
+def _fixed_width_values(when: datetime) -> dict[str, str]:
+    """The fixed-width fields (:data:`FIXED_WIDTH_FIELDS`) of a key written at ``when`` (UTC)."""
+    return {
+        "yyyy": f"{when.year:04d}",
+        "mm": f"{when.month:02d}",
+        "dd": f"{when.day:02d}",
+        "hh": f"{when.hour:02d}",
+    }
 
 
 def _validated_parts(text: str) -> tuple[tuple[bool, str], ...]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from typing import Any
 
 from coverage_wrapper.config import WrapperConfig
+from coverage_wrapper.data_labels import probe_key
 from coverage_wrapper.delivery import deliver_spool, log_failure
-from coverage_wrapper.identity import container_id
 from coverage_wrapper.logs import log
 from coverage_wrapper.spool import Spool
 from coverage_wrapper.status import FlushRecord, ProcessStatus, utc_now
@@ -105,20 +104,28 @@ class SessionUploads:
         )
 
     def probe_bucket(self) -> dict[str, Any]:
-        """Check, at most every few minutes, that the bucket accepts a write."""
+        """Check, at most every few minutes, that the bucket accepts a write.
+
+        The probe goes where this function's data goes (:func:`probe_key`), so
+        a grant of the function's own keys allows it; its failure never pauses
+        data uploads.
+        """
         now = time.monotonic()
         if self._probe is not None and now - self._probe[0] < PROBE_CACHE_SECONDS:
             return self._probe[1]
         if not self.config.s3_bucket:
             result: dict[str, Any] = {"writable": False, "error": "COVERAGE_S3_BUCKET is not set"}
         else:
-            key = f"{self.config.s3_prefix}_health/{container_id()}-{os.getpid()}.probe"
+            key = probe_key(self.config)
             try:
+                # A refused probe says the bucket is unhealthy; it must not stop
+                # the data uploads, which a narrower grant may well allow.
                 receipt = self.uploader().put(
                     key,
                     b"ok",
                     {"probe": "true"},
                     deadline=now + min(5.0, self.config.upload_timeout),
+                    pauses=False,
                 )
                 result = {"writable": True, "s3_key": key, "time_ms": round(receipt.elapsed_ms, 1)}
             except UploadFailed as exc:

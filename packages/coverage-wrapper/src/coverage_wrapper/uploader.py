@@ -20,7 +20,8 @@ no invocation after the first pays for the same outage: a configuration
 error for 5 minutes, a connection error for 5 s doubling to 5 minutes while
 it lasts, a transient error for 1 s doubling to 1 minute. A success ends the
 growth. A caller that must try anyway (the extension at SHUTDOWN) ignores
-the pause.
+the pause. The health check's probe never pauses (``put(..., pauses=False)``):
+its object is not data, and its failure must not hold the data back.
 
 No attempt may outlast the deadline it is given: each runs on a client
 whose connect and read timeouts fit in the time left (a few clients at most,
@@ -36,6 +37,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_s3 import S3Client
 
 #: Why an upload failed: see the module's docstring.
@@ -118,10 +121,19 @@ class UploadReceipt:
 class S3Uploader:
     """Puts data files into one bucket."""
 
-    def __init__(self, bucket: str, *, timeout: float, region: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        timeout: float,
+        region: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bucket = bucket
         self.timeout = timeout
         self.region = region
+        #: The clock of deadlines and pauses (seconds; tests hold their own).
+        self.clock = clock
         self._clients: dict[float, S3Client] = {}
         self._lock = threading.Lock()
         self.paused_until = 0.0
@@ -132,7 +144,7 @@ class S3Uploader:
     @property
     def paused(self) -> bool:
         """Whether uploads are paused after a failure (see :data:`PAUSES`)."""
-        return time.monotonic() < self.paused_until
+        return self.clock() < self.paused_until
 
     def client(self, time_left: float | None = None) -> S3Client:
         """An S3 client whose attempts fit in ``time_left`` seconds (the budget when None)."""
@@ -162,17 +174,27 @@ class S3Uploader:
             return self._clients[cap]
 
     def put(
-        self, key: str, body: bytes, metadata: dict[str, str], *, deadline: float
+        self,
+        key: str,
+        body: bytes,
+        metadata: dict[str, str],
+        *,
+        deadline: float,
+        pauses: bool = True,
     ) -> UploadReceipt:
-        """Put one object, retrying transient errors until ``deadline`` (monotonic)."""
+        """Put one object, retrying transient errors until ``deadline`` (on :attr:`clock`).
+
+        A failure pauses uploads (:data:`PAUSES`) unless ``pauses`` is False:
+        the health probe's object says nothing about the data's.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        started = time.monotonic()
+        started = self.clock()
         attempt = 0
         while True:
             attempt += 1
             try:
-                self.client(deadline - time.monotonic()).put_object(
+                self.client(deadline - self.clock()).put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=body,
@@ -189,22 +211,22 @@ class S3Uploader:
                     f"{type(exc).__name__}: {exc}", kind=kind, code=code, attempts=attempt
                 )
             else:
-                elapsed = (time.monotonic() - started) * 1000
+                elapsed = (self.clock() - started) * 1000
                 self._next_pause.clear()
                 return UploadReceipt(key=key, size=len(body), attempts=attempt, elapsed_ms=elapsed)
-            if failure.kind != "transient":
-                raise self._paused_by(failure)
-            delay = random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
-            if time.monotonic() + delay >= deadline:
-                raise self._paused_by(failure)
-            time.sleep(delay)
+            if failure.kind == "transient":
+                delay = random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
+                if self.clock() + delay < deadline:
+                    time.sleep(delay)
+                    continue
+            raise self._paused_by(failure) if pauses else failure
 
     def _paused_by(self, failure: UploadFailed) -> UploadFailed:
         """Pause uploads after ``failure`` as :data:`PAUSES` says; return it."""
         pause = PAUSES.get(failure.kind)
         if pause is not None:
             seconds = self._next_pause.get(failure.kind, pause.first)
-            self.paused_until = time.monotonic() + seconds
+            self.paused_until = self.clock() + seconds
             self.pause_reason = str(failure)
             self._next_pause[failure.kind] = min(pause.longest, seconds * 2)
         return failure
