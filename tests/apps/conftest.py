@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from test_stack.functions import LambdaFunction
-from test_stack.layer import Layer
+from test_stack.layer import Layer, build_wrapper_layer
 from test_stack.pytest_fixtures import local_lambda
+from test_stack.s3_server import moto_s3_server, s3_client
 
 __all__ = ["local_lambda"]
 
@@ -29,6 +30,20 @@ def interpreters() -> dict[tuple[int, int], str]:
         minor = int(python.parent.parent.name.removeprefix("compat.py3."))
         found.setdefault((3, minor), str(python))
     return found
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, with the test module's ``BUCKET`` created."""
+    with moto_s3_server() as url:
+        s3_client(url).create_bucket(Bucket=request.module.BUCKET)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def layer(tmp_path_factory: pytest.TempPathFactory) -> Layer:
+    """The wrapper's layer as it ships, unzipped (one per test module)."""
+    return build_wrapper_layer(tmp_path_factory.mktemp("layer") / "opt")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from coverage_wrapper.constants import EXTENSION_NAME, FLUSH_POLICIES
 from coverage_wrapper.extension import NICENESS
 from test_stack.functions import LambdaFunction
 from test_stack.instrument import instrument
-from test_stack.layer import Layer, build_wrapper_layer
+from test_stack.layer import Layer
 from test_stack.pytest_fixtures import PoolFactory
-from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
+from test_stack.s3_server import s3_client, s3_environment
 from tests.apps.conftest import interpreters
 from tests.wrapper.conftest import union_arcs, union_lines, uploads
 
@@ -54,18 +53,6 @@ PATH_ARCS = {
     "b": {(-7, 8), (8, 9), (9, 11), (11, 12), (12, 17), (18, -7)} | _LOADED,
 }
 PYTHONS = sorted(interpreters().items())
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as url:
-        s3_client(url).create_bucket(Bucket=BUCKET)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def layer(tmp_path_factory: pytest.TempPathFactory) -> Layer:
-    return build_wrapper_layer(tmp_path_factory.mktemp("layer") / "opt")
 
 
 @pytest.fixture

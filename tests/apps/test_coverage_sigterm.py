@@ -12,7 +12,6 @@ SIGTERM at init, the measured one must behave as the plain one.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from coverage_wrapper.constants import EXTENSION_NAME
 from test_stack.functions import LambdaFunction
 from test_stack.instrument import instrument
 from test_stack.invocations import ShutdownReport
-from test_stack.layer import Layer, build_wrapper_layer
+from test_stack.layer import Layer
 from test_stack.pytest_fixtures import PoolFactory
-from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
+from test_stack.s3_server import s3_client, s3_environment
 from tests.apps.conftest import interpreters
 from tests.wrapper.conftest import union_lines, uploads
 
@@ -47,18 +46,6 @@ INIT_LINES = {
 #: Lines an invocation runs when its child ends at ``terminate()``.
 INVOCATION_LINES = {30, 31, 32, 33, 34, 35, 36, 40, 41, 42}
 PYTHONS = sorted(interpreters().items())
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as url:
-        s3_client(url).create_bucket(Bucket=BUCKET)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def layer(tmp_path_factory: pytest.TempPathFactory) -> Layer:
-    return build_wrapper_layer(tmp_path_factory.mktemp("layer") / "opt")
 
 
 def lines_in_s3(s3_endpoint: str, prefix: str, tmp_path: Path) -> set[int]:

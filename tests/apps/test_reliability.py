@@ -21,16 +21,15 @@ from test_stack.layer import Layer
 from test_stack.pytest_fixtures import PoolFactory
 from test_stack.s3_server import s3_environment
 from tests.apps.test_coverage_extension import (
+    BUCKET,
     INIT_LINES,
     PATH_LINES,
-    layer,
     lines_in_s3,
     measured,
     prefix,
-    s3_endpoint,
 )
 
-__all__ = ["layer", "prefix", "s3_endpoint"]
+__all__ = ["BUCKET", "prefix"]
 
 pytestmark = pytest.mark.slow
 

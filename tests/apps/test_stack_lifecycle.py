@@ -206,7 +206,7 @@ def test_what_ignores_the_shutdown_is_killed_at_the_deadline(
     # Not before the grace and the deadline, and in that order; how late a
     # loaded machine's timers fire is not this test's business.
     assert 0.2 <= times["SIGKILL runtime"] <= times["SHUTDOWN recorder"]
-    assert 0.6 <= times["SIGKILL recorder"]
+    assert times["SIGKILL recorder"] >= 0.6
     assert report.exit_codes == {"recorder": -9, "runtime": -9}
     assert event_lines(events_file)[-1] == "extension SHUTDOWN spindown runtime-gone"
 

@@ -10,7 +10,7 @@ setting does, naming the value.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,27 +18,17 @@ import pytest
 
 from test_stack.functions import catalogue_function
 from test_stack.instrument import instrument
-from test_stack.layer import Layer, build_wrapper_layer
+from test_stack.layer import Layer
 from test_stack.pool import LocalLambda
-from test_stack.s3_server import moto_s3_server, s3_client, s3_environment
+from test_stack.s3_server import s3_client, s3_environment
+
+BUCKET = "runtime-coverage"
 
 pytestmark = pytest.mark.slow
 
 ERROR_EVENTS: list[dict[str, Any]] = [
     {"error_type": kind} for kind in ("value", "type", "key", "runtime", "custom")
 ] + [{"error_type": "none"}]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as url:
-        s3_client(url).create_bucket(Bucket="runtime-coverage")
-        yield url
-
-
-@pytest.fixture(scope="module")
-def layer(tmp_path_factory: pytest.TempPathFactory) -> Layer:
-    return build_wrapper_layer(tmp_path_factory.mktemp("layer") / "opt")
 
 
 def caller_view(payload: bytes, error_type: str | None) -> tuple[Any, ...]:
@@ -59,7 +49,7 @@ def test_answers_and_errors_are_those_of_the_plain_function(
         instrument(
             catalogue_function("error"),
             layer=layer,
-            bucket="runtime-coverage",
+            bucket=BUCKET,
             COVERAGE_FLUSH_POLICY="invocation",
         ),
         name="measured",
@@ -71,10 +61,7 @@ def test_answers_and_errors_are_those_of_the_plain_function(
         assert caller_view(actual.payload, actual.error_type) == caller_view(
             expected.payload, expected.error_type
         ), event
-    keys = [
-        o["Key"]
-        for o in s3_client(s3_endpoint).list_objects_v2(Bucket="runtime-coverage")["Contents"]
-    ]
+    keys = [o["Key"] for o in s3_client(s3_endpoint).list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert len(keys) == len(ERROR_EVENTS)
     assert all(key.startswith("coverage/") and "/measured/LATEST/" in key for key in keys)
 
@@ -98,7 +85,7 @@ def test_a_bad_original_handler_fails_init_like_a_bad_handler_setting(
     fragment: str,
 ) -> None:
     base = catalogue_function("error")
-    broken = instrument(base, layer=layer, bucket="runtime-coverage").with_environment(
+    broken = instrument(base, layer=layer, bucket=BUCKET).with_environment(
         COVERAGE_ORIGINAL_HANDLER=setting
     )
     unwrapped_bad = replace(base, name="plain-bad", handler="nowhere.handler")
@@ -115,10 +102,10 @@ def test_a_bad_original_handler_fails_init_like_a_bad_handler_setting(
 def test_disabled_the_function_runs_without_the_wrapper_doing_anything(
     local_lambda: Callable[..., LocalLambda], s3_endpoint: str, layer: Layer
 ) -> None:
-    disabled = instrument(
-        catalogue_function("error"), layer=layer, bucket="runtime-coverage"
-    ).with_environment(COVERAGE_ENABLED="false", COVERAGE_S3_PREFIX="disabled/")
+    disabled = instrument(catalogue_function("error"), layer=layer, bucket=BUCKET).with_environment(
+        COVERAGE_ENABLED="false", COVERAGE_S3_PREFIX="disabled/"
+    )
     pool = local_lambda([disabled], environment=s3_environment(s3_endpoint))
     assert pool.invoke(disabled.name, {"error_type": "none"}).ok
-    listing = s3_client(s3_endpoint).list_objects_v2(Bucket="runtime-coverage", Prefix="disabled/")
+    listing = s3_client(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="disabled/")
     assert listing.get("KeyCount", 0) == 0
