@@ -130,6 +130,6 @@ def test_a_bad_name_is_a_usage_error_naming_the_value_and_the_rule(
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == (
         f"lambda-coverage combine: error: argument --name: output name {stem!r} is not a file "
-        "name: give one without '/'"
+        "name: give a plain name such as 2026-01-15 (no '/', and not empty, '.' or '..')"
     )
     assert not out.exists()

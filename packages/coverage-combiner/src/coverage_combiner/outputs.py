@@ -59,7 +59,10 @@ def output_names(stem: str | None = None) -> dict[str, str]:
     if stem is None:
         return dict(FILE_NAMES)
     if not stem or "/" in stem or stem in (".", ".."):
-        raise CombinerError(f"output name {stem!r} is not a file name: give one without '/'")
+        raise CombinerError(
+            f"output name {stem!r} is not a file name: give a plain name such as "
+            "2026-01-15 (no '/', and not empty, '.' or '..')"
+        )
     return {
         "data": f"{stem}.coverage",
         "json": f"{stem}.json",
