@@ -104,4 +104,3 @@ def test_an_input_over_the_budget_alone_is_still_fetched_and_merged(tmp_path: Pa
     assert in_flight.peak <= 2 * max(item.size for item in items)
     assert merger.result().lines_by_file() == {f"m{i}.py": {i + 1} for i in range(6)}
     merger.close()
-

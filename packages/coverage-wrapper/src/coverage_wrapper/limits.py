@@ -57,9 +57,7 @@ def process_peak_mib(max_input_bytes: int = MAX_INPUT_BYTES) -> int:
     return math.ceil(MEMORY_BASE_MIB + (MEMORY_PER_INPUT_BYTE + 1) * max_input_bytes / _MIB)
 
 
-def combiner_processes(
-    memory_mb: int, cpus: int, max_input_bytes: int = MAX_INPUT_BYTES
-) -> int:
+def combiner_processes(memory_mb: int, cpus: int, max_input_bytes: int = MAX_INPUT_BYTES) -> int:
     """Merging processes that fit in a function of ``memory_mb`` MB with ``cpus`` CPUs (at least 1).
 
     Every process of a Lambda sandbox counts against the function's memory:
