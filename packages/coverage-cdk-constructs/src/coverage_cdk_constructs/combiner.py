@@ -84,7 +84,7 @@ class CoverageCombiner(Construct):
     :param memory_size: MB; default :data:`DEFAULT_COMBINER_MEMORY_MB` (1,024), computed
         from the input cap and the memory bound (``coverage_wrapper.limits``): one
         merging process holds an input of the 64 MiB cap (30 MiB + 11 x 64 MiB, the
-        combiner README's "Memory per input") and the fetched inputs waiting for it
+        combiner README's "Memory and time per input") and the fetched inputs waiting for it
         (64 MiB more). The function starts as many merging processes as its memory
         holds. Less than one process needs is a synth warning.
     :param timeout: default 5 minutes.

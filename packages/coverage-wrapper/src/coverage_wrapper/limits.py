@@ -3,7 +3,7 @@
 The combiner reads these limits and the constructs size the combiner
 function from them: the constructs depend on the wrapper, not on the
 combiner, so the facts both need live here, once. The wrapper itself never
-comes near them (the figures are in the combiner README's "Memory per input").
+comes near them (the figures are in the combiner README's "Memory and time per input").
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MAX_LINE: Final = 1 << 20
 #: per claimed line in the data file written (about 0.6 µs and 40 bytes each),
 #: so this bounds the time and the output of any one input. The largest real
 #: data file measured claims 220,932 lines (38 times less): see the combiner
-#: README's "Memory per input".
+#: README's "Memory and time per input".
 MAX_CLAIMED_LINES: Final = 1 << 23
 
 #: The memory of a combine of one tiny file: the interpreter, coverage.py, boto3.
