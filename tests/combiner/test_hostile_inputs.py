@@ -16,7 +16,7 @@ import pytest
 from coverage_combiner import CombineResult, combine
 from coverage_combiner.cli import EXIT_PARTIAL, Progress, main
 from coverage_combiner.inputs import LINKED
-from coverage_combiner.reader import MAX_LINE
+from coverage_wrapper.limits import MAX_LINE
 from tests.combiner.conftest import key, write_data
 
 BEYOND = (

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from coverage_combiner.reader import MAX_LINE
+from coverage_combiner.combine import CombineOptions, combine
+from coverage_wrapper.limits import MAX_CLAIMED_LINES, MAX_LINE
 from tests.combiner.conftest import write_data
 
 #: Run in a child so that ``RUSAGE_CHILDREN`` holds the combine's peak alone.
@@ -26,12 +27,14 @@ _MEASURE = textwrap.dedent(
 
 
 def test_a_dense_line_data_file_is_merged_in_bounded_memory(tmp_path: Path) -> None:
-    # 20 files with every line up to the highest accepted: 2.6 MB that once
-    # expanded to 21 million Python ints (5 GB, 58 s) on the way to the output.
+    # Eight files with every line up to the highest accepted: as many lines as
+    # one input may claim (1 MB). 20 such files once expanded to 21 million
+    # Python ints (5 GB, 58 s) on the way to the output.
+    rows = MAX_CLAIMED_LINES // MAX_LINE
     dense = b"\xff" * (MAX_LINE // 8)
     bomb = write_data(
         tmp_path / "in" / "dense.coverage",
-        lines={"bomb@1": {f"file{i}.py": {1} for i in range(20)}},
+        lines={"bomb@1": {f"file{i}.py": {1} for i in range(rows)}},
     )
     with sqlite3.connect(bomb) as db:
         db.execute("update line_bits set numbits = ?", (dense,))
@@ -50,22 +53,75 @@ def test_a_dense_line_data_file_is_merged_in_bounded_memory(tmp_path: Path) -> N
 
     exit_code, peak_kib = map(int, done.stdout.split())
     assert exit_code == 0, done.stderr
-    assert peak_kib < 300 * 1024, f"peak RSS {peak_kib // 1024} MiB for a 2.6 MB input"
-    assert small.stat().st_size < bomb.stat().st_size < 3_000_000
+    assert peak_kib < 300 * 1024, f"peak RSS {peak_kib // 1024} MiB for a 1 MB input"
+    assert small.stat().st_size < bomb.stat().st_size < 1_200_000
     # The output holds exactly the bits of the input, file by file.
     with sqlite3.connect(out / ".coverage") as db:
-        rows = db.execute(
+        rows_out = db.execute(
             "select context, path, numbits from line_bits join file on file.id = file_id "
             "join context on context.id = context_id"
         ).fetchall()
     # Paths are mapped to where the source would be (a folder per function).
-    assert sorted((context, Path(path).name) for context, path, _ in rows) == sorted(
-        [("bomb@1", f"file{i}.py") for i in range(20)] + [("other@1", "a.py")]
+    assert sorted((context, Path(path).name) for context, path, _ in rows_out) == sorted(
+        [("bomb@1", f"file{i}.py") for i in range(rows)] + [("other@1", "a.py")]
     )
-    assert {bits for context, _, bits in rows if context == "bomb@1"} == {dense}
+    assert {bits for context, _, bits in rows_out if context == "bomb@1"} == {dense}
     # And coverage.py reads it as the inputs said (the small file through its API).
-    (small_path,) = (path for context, path, _ in rows if context == "other@1")
+    (small_path,) = (path for context, path, _ in rows_out if context == "other@1")
     assert read_data_lines(out / ".coverage", small_path) == {3, 4}
+
+
+def _claiming(path: Path, lines: int) -> Path:
+    """Line data of one context claiming exactly ``lines`` executed lines, densely packed."""
+    full, rest = divmod(lines, MAX_LINE)
+    files = {f"file{i}.py": {1} for i in range(full + (1 if rest else 0))}
+    write_data(path, lines={"bomb@1": files})
+    with sqlite3.connect(path) as db:
+        db.execute("update line_bits set numbits = ?", (b"\xff" * (MAX_LINE // 8),))
+        if rest:
+            last = ((1 << rest) - 1).to_bytes((rest + 7) // 8, "little")
+            db.execute(
+                "update line_bits set numbits = ? where file_id = "
+                "(select id from file where path = ?)",
+                (last, f"file{full}.py"),
+            )
+    return path
+
+
+def test_an_input_claiming_more_lines_than_the_budget_is_rejected_by_name(
+    tmp_path: Path,
+) -> None:
+    # One line over: line data merged into branch data would make one row of
+    # the data file written per claimed line (the 2.7 MB bomb: 21 million
+    # rows, 860 MB, 13-33 s). The file is named with the limit; the rest merges.
+    _claiming(tmp_path / "in" / "over.coverage", MAX_CLAIMED_LINES + 1)
+    _claiming(tmp_path / "in" / "at.coverage", MAX_CLAIMED_LINES)
+    write_data(tmp_path / "in" / "branch.coverage", arcs={"other@1": {"b.py": {(-1, 1)}}})
+
+    result = combine([str(tmp_path / "in")], CombineOptions(version="all", processes=1))
+
+    assert [(Path(name).name, reason) for name, reason in result.rejected] == [
+        (
+            "over.coverage",
+            f"claims more than {MAX_CLAIMED_LINES:,} executed lines in all (summed over its "
+            "contexts and files), far more than real data holds: corrupt or not written "
+            "by coverage.py",
+        )
+    ]
+    executed = result.merged.executed()
+    assert sum(bits.bit_count() for bits in executed.values()) == MAX_CLAIMED_LINES + 1
+    assert result.merged.has_arcs
+
+
+def test_the_claimed_lines_budget_is_far_above_real_data() -> None:
+    # The largest real data file measured (a function measuring boto3,
+    # botocore, moto, pytest and coverage.py: 2,018 files, 29 contexts) claims
+    # 220,932 lines in 0.95 MB; the budget is that 38 times over, and a file of
+    # that density reaches it only at 36 MB.
+    assert MAX_CLAIMED_LINES >= 32 * 220_932
+    # One input at the budget merged into branch data stays within Lambda's
+    # default /tmp (512 MB) at about 40 bytes per row written.
+    assert MAX_CLAIMED_LINES * 40 < 512 * 1_000_000
 
 
 def read_data_lines(path: Path, measured: str) -> set[int]:
@@ -175,5 +231,13 @@ def test_the_memory_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stdout + done.stderr
     shapes = [line.split()[0] for line in done.stdout.splitlines()[1:]]
-    assert shapes == ["lines", "arcs", "mixed", "contexts", "contexts-arcs", "functions"]
+    assert shapes == [
+        "lines",
+        "arcs",
+        "mixed",
+        "mixed-over",
+        "contexts",
+        "contexts-arcs",
+        "functions",
+    ]
     assert all(" exit 0 " in line for line in done.stdout.splitlines()[1:])

@@ -22,6 +22,14 @@ from coverage_cdk_constructs import (
 from coverage_cdk_constructs.bundle import Bundle
 from coverage_cdk_constructs.nag import acknowledge
 from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE
+from coverage_wrapper.limits import (
+    MAX_INPUT_BYTES,
+    MEMORY_BASE_MIB,
+    MEMORY_PER_INPUT_BYTE,
+    combiner_memory_mb,
+    combiner_processes,
+    process_peak_mib,
+)
 from tests.constructs.conftest import imported_layer
 from tests.constructs.templates import logical_id, render, role_id, statements_for_role
 from tests.constructs.test_apps import synthesise
@@ -257,3 +265,40 @@ def test_an_imported_bucket_of_another_stack_says_where_to_put_the_combiner(
         r"combiner in the bucket's stack, or use the schedule alone \(s3_trigger=False\)",
     ):
         CoverageCombiner(cdk.Stack(app, "Tools"), "Combiner", bucket=imported, s3_trigger=True)
+
+
+def test_the_default_memory_holds_one_merging_process_with_an_input_of_the_size_cap(
+    triggered: tuple[dict[str, str], assertions.Template],
+) -> None:
+    ids, template = triggered
+    memory_mb = template.to_json()["Resources"][ids["Function"]]["Properties"]["MemorySize"]
+    # Computed from the cap and the bound, not written down: a larger cap or K
+    # moves it.
+    assert memory_mb == combiner_memory_mb(MAX_INPUT_BYTES)
+    assert combiner_memory_mb(2 * MAX_INPUT_BYTES) > memory_mb
+    peak_mib = MEMORY_BASE_MIB + (MEMORY_PER_INPUT_BYTE + 1) * MAX_INPUT_BYTES / 2**20
+    assert peak_mib * 2**20 <= memory_mb * 1_000_000
+    # And the function it makes merges with as many processes as that holds: one.
+    assert combiner_processes(memory_mb, cpus=2) == 1
+
+
+def test_less_memory_than_one_merging_process_needs_is_a_synth_warning(
+    combiner_bundle: Bundle,
+) -> None:
+    stack = cdk.Stack(cdk.App(), "Small")
+    CoverageCombiner(stack, "Combiner", bucket=CoverageBucket(stack, "Coverage"), memory_size=512)
+    CoverageCombiner(stack, "Enough", bucket=CoverageBucket(stack, "Other"))
+
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("memory_size")
+    )
+
+    needed = -(-process_peak_mib() * 2**20 // 1_000_000)
+    assert [(w.id, str(w.entry.data)) for w in warnings] == [
+        (
+            "/Small/Combiner",
+            f"memory_size=512 MB holds less than one data file of the combiner's 64 MiB size "
+            f"cap needs ({needed} MB): a large input can end the function out of memory. Give "
+            f"at least {needed} MB, or leave the default [ack: lambda-coverage:combiner-memory]",
+        )
+    ]

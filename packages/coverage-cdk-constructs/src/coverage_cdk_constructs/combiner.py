@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from aws_cdk import AssetHashType, Duration, Stack
+from aws_cdk import Annotations, AssetHashType, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -40,10 +40,16 @@ from coverage_cdk_constructs.nag import (
     acknowledge,
     acknowledge_wildcards,
 )
+from coverage_wrapper.limits import MAX_INPUT_BYTES, combiner_memory_mb, process_peak_mib
 
 #: The newest Python the combiner is tested on.
 DEFAULT_COMBINER_PYTHON: Final = "3.13"
 DEFAULT_SCHEDULE: Final = events.Schedule.rate(Duration.hours(1))
+#: One merging process with an input of the combiner's size cap, at the stated
+#: bound (``coverage_wrapper.limits``): 1,024 MB for the 64 MiB cap.
+DEFAULT_COMBINER_MEMORY_MB: Final = combiner_memory_mb()
+#: The smallest memory (MB) that holds one merging process with the worst valid input.
+_ONE_PROCESS_MB: Final = -(-process_peak_mib() * 1024 * 1024 // 1_000_000)
 #: Only the wrapper's data files trigger a merge (not reports, not anything else).
 DATA_FILE_SUFFIX: Final = DATA_SUFFIX
 COMBINER_RUNTIME_REASON: Final = (
@@ -75,9 +81,12 @@ class CoverageCombiner(Construct):
         the combiner.
     :param runtime: default Python 3.13.
     :param architecture: default ``ARM_64``.
-    :param memory_size: MB; default 1024 (merging is CPU-bound, and CPU grows with memory).
-        Sized from the input cap: one data file of the combiner's 64 MiB cap takes at
-        most about 30 MiB + 11 x 64 MiB (the combiner README's "Memory per input").
+    :param memory_size: MB; default :data:`DEFAULT_COMBINER_MEMORY_MB` (1,024), computed
+        from the input cap and the memory bound (``coverage_wrapper.limits``): one
+        merging process holds an input of the 64 MiB cap (30 MiB + 11 x 64 MiB, the
+        combiner README's "Memory and time per input") and the fetched inputs waiting for it
+        (64 MiB more). The function starts as many merging processes as its memory
+        holds. Less than one process needs is a synth warning.
     :param timeout: default 5 minutes.
     :param reserved_concurrent_executions: default: unreserved.
     :param combiner_source: the ``coverage_combiner`` folder to bundle. Default:
@@ -106,7 +115,7 @@ class CoverageCombiner(Construct):
         s3_trigger: bool = False,
         runtime: lambda_.Runtime | None = None,
         architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
-        memory_size: int = 1024,
+        memory_size: int = DEFAULT_COMBINER_MEMORY_MB,
         timeout: Duration | None = None,
         reserved_concurrent_executions: int | None = None,
         combiner_source: Path | None = None,
@@ -158,6 +167,14 @@ class CoverageCombiner(Construct):
                 ENV_S3_KEY_TEMPLATE: KEY_TEMPLATE,
             },
         )
+        if memory_size < _ONE_PROCESS_MB:
+            Annotations.of(self).add_warning_v2(
+                "lambda-coverage:combiner-memory",
+                f"memory_size={memory_size} MB holds less than one data file of the combiner's "
+                f"{MAX_INPUT_BYTES // (1024 * 1024)} MiB size cap needs ({_ONE_PROCESS_MB} MB): "
+                f"a large input can end the function out of memory. Give at least "
+                f"{_ONE_PROCESS_MB} MB, or leave the default",
+            )
         # Measuring the combiner would only add its own data to what it combines.
         exclude_from_coverage(self)
         bucket.grant_read_coverage(self.function)

@@ -46,6 +46,7 @@ from coverage_combiner.inputs import s3_client
 from coverage_combiner.merge import Merger
 from coverage_combiner.object_names import is_data_key, key_of
 from coverage_combiner.outputs import write_data_file, write_outputs
+from coverage_combiner.parallel import available_cpus
 from coverage_combiner.reader import DEFAULT_MAX_BYTES, Rejected
 from coverage_wrapper.constants import (
     ENV_COMBINED_PREFIX,
@@ -60,6 +61,7 @@ from coverage_wrapper.keys import (
     KeyTemplate,
     normalize_prefix,
 )
+from coverage_wrapper.limits import combiner_processes
 
 ROLLING_NAME = "rolling/combined.coverage"
 MAX_ATTEMPTS = 8
@@ -177,8 +179,32 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             key_template=settings.key_template,
         )
     return combine_all(
-        bucket, raw_prefix=raw, combined_prefix=combined, key_template=settings.key_template
+        bucket,
+        raw_prefix=raw,
+        combined_prefix=combined,
+        key_template=settings.key_template,
+        processes=merge_processes(os.environ),
     )
+
+
+#: Lambda sets it to the function's memory, in MB.
+_MEMORY_SIZE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+
+
+def merge_processes(environ: Mapping[str, str], cpus: int | None = None) -> int | None:
+    """The processes the scheduled combine merges with: as many as the function's memory holds.
+
+    Every process of the sandbox counts against the function's memory, and
+    each may have to hold an input of the size cap
+    (:func:`coverage_wrapper.limits.combiner_processes`); never more than
+    the ``cpus`` (default: those this process may run on). None outside
+    Lambda (the memory is not known): the combine's own default.
+    """
+    try:
+        memory_mb = int(environ.get(_MEMORY_SIZE, ""))
+    except ValueError:
+        return None
+    return combiner_processes(memory_mb, cpus or available_cpus(), DEFAULT_MAX_BYTES)
 
 
 def created_keys(event: dict[str, Any], bucket: str) -> list[str] | None:
@@ -211,17 +237,21 @@ def combine_all(
     raw_prefix: str,
     combined_prefix: str,
     key_template: str = DEFAULT_KEY_TEMPLATE,
+    processes: int | None = None,
 ) -> dict[str, Any]:
     """Combine every data file under the raw prefix into ``{combined}latest/``.
 
     ``key_template`` is the layout of the raw keys: with it, only the newest
-    snapshot of each process is read. With no data at all (a new bucket, or
+    snapshot of each process is read. ``processes`` merge (default: one per
+    CPU; the handler passes :func:`merge_processes`). With no data at all (a new bucket, or
     raw data expired), the last report is left as it is and the answer says so.
     """
     try:
         result = combine(
             [f"s3://{bucket}/{raw_prefix}"],
-            CombineOptions(exclude_prefix=combined_prefix, key_template=key_template),
+            CombineOptions(
+                exclude_prefix=combined_prefix, key_template=key_template, processes=processes
+            ),
         )
     except NoDataError as exc:
         return {"outputs": {}, "no_data": str(exc)}

@@ -324,9 +324,9 @@ class Merger:
             self._older = known
             self._known = set()
             self._known_chars = 0
-        for context, path, numbits in contents.lines:
+        for context, path, bits in contents.lines:
             key = (context, path)
-            self._lines[key] = self._lines.get(key, 0) | int.from_bytes(numbits, "little")
+            self._lines[key] = self._lines.get(key, 0) | bits
 
     def export(self) -> Partial:
         """This merger's union and inputs, for :meth:`absorb` in another process."""

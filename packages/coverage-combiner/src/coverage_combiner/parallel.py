@@ -438,7 +438,11 @@ def _merge_chunk(  # noqa: PLR0917 (one call site per process kind)
             progress.add("fetching")
 
     fetched: Iterable[tuple[Input, bytes | Rejected]] = (
-        map(fetch, items) if pool is None else _bounded_map(pool, fetch, items, jobs)
+        map(fetch, items)
+        if pool is None
+        else _bounded_map(
+            pool, fetch, items, jobs, size=_fetched_size(max_bytes), max_bytes=max_bytes
+        )
     )
     rejected: list[tuple[str, str]] = []
     foreign: list[tuple[str, str]] = []
@@ -456,20 +460,55 @@ def _merge_chunk(  # noqa: PLR0917 (one call site per process kind)
     return rejected, foreign
 
 
+def _fetched_size(max_bytes: int) -> Callable[[Input], int]:
+    """The bytes fetching an input brings into memory, as listed (none when it is over the cap)."""
+    return lambda item: item.size if item.size <= max_bytes else 0
+
+
 def _bounded_map(
-    pool: ThreadPoolExecutor, work: Callable[[T], R], items: Sequence[T], jobs: int
+    pool: ThreadPoolExecutor,
+    work: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int,
+    *,
+    size: Callable[[T], int] = lambda item: 0,
+    max_bytes: int | None = None,
 ) -> Iterator[R]:
-    """``pool.map`` that keeps at most a few results per worker in memory at once.
+    """``pool.map`` that keeps few results in memory at once: by count, and by bytes.
 
     ``Executor.map`` submits everything up front, so with thousands of inputs
-    every fetched file would sit in memory before it is merged.
+    every fetched file would sit in memory before it is merged. Here at most
+    ``jobs * 4`` items are in flight (submitted, and not yet taken by the
+    caller), and, when ``max_bytes`` is given, items whose ``size`` adds up to
+    at most ``max_bytes``: a cap-sized input fetched by every thread would
+    otherwise hold ``jobs * 4`` times the cap. One item is always let through,
+    whatever its size, so that every item is fetched.
     """
-    window: deque[Future[R]] = deque()
+    window: deque[tuple[Future[R], int]] = deque()
+    in_flight = 0
     pending = iter(items)
-    for item in itertools.islice(pending, max(1, jobs) * 4):
-        window.append(pool.submit(work, item))
+    waiting: list[T] = []
+
+    def fill() -> None:
+        nonlocal in_flight
+        while len(window) < max(1, jobs) * 4:
+            if not waiting:
+                waiting.extend(itertools.islice(pending, 1))
+                if not waiting:
+                    return
+            weight = size(waiting[0])
+            if window and max_bytes is not None and in_flight + weight > max_bytes:
+                return
+            item = waiting.pop()
+            in_flight += weight
+            window.append((pool.submit(work, item), weight))
+
+    fill()
     while window:
-        result = window.popleft().result()
-        for item in itertools.islice(pending, 1):
-            window.append(pool.submit(work, item))
+        future, weight = window.popleft()
+        result = future.result()
+        # Taken by the caller once yielded: what it holds is its own (one input
+        # being merged), not the window's.
+        in_flight -= weight
+        fill()
         yield result

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from coverage_wrapper.limits import MAX_CLAIMED_LINES, MAX_INPUT_BYTES, MAX_LINE
+
 SQLITE_HEADER = b"SQLite format 3\x00"
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = MAX_INPUT_BYTES
 
 Arc = tuple[int, int]
 
@@ -37,14 +39,13 @@ def check_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         raise Rejected("not a coverage.py data file: not an SQLite database")
 
 
-#: No source file is this long. A numbits blob of line n is n / 8 bytes and
-#: expands to one Python int per line, so a small hostile file could otherwise
-#: claim a billion executed lines and exhaust memory.
-MAX_LINE = 1 << 20
-
 _BEYOND = (
     f"records line numbers beyond {MAX_LINE:,}, longer than any source file: "
     "corrupt or not written by coverage.py"
+)
+_TOO_MANY_LINES = (
+    f"claims more than {MAX_CLAIMED_LINES:,} executed lines in all (summed over its contexts "
+    "and files), far more than real data holds: corrupt or not written by coverage.py"
 )
 _NOT_NUMBERS = (
     "records line numbers that are not integers, or line bits that are not a blob: "
@@ -120,11 +121,13 @@ class Contents:
     lines, a comma, the to lines (``"-1 1 2,1 2 -1"``): one Python object per
     group instead of one per arc, and a group that recurs across inputs
     compares as one string. Groups are checked when :func:`parse_arcs` first
-    reads them. For line data, data is coverage.py's numbits blob, checked.
+    reads them. For line data, data is the executed lines as a bit set (bit n
+    is line n: coverage.py's numbits blob read as a little-endian integer),
+    checked.
     """
 
     arcs: list[tuple[str, str, str]]
-    lines: list[tuple[str, str, bytes]]
+    lines: list[tuple[str, str, int]]
     #: Written by a combine (it carries :data:`COMBINED_MARKER`), not by a function.
     combined: bool = False
 
@@ -268,15 +271,27 @@ def _contents(db: sqlite3.Connection, version: int | None) -> Contents:
     if version is not None:
         _check_version(stored, version)
     arcs: list[tuple[str, str, str]] = []
-    lines: list[tuple[str, str, bytes]] = []
+    lines: list[tuple[str, str, int]] = []
     # Which kinds of rows the file holds, rows of unknown files or contexts included.
     kinds: set[int] = set()
+    # A combine's own output (refused as an input unless read back on purpose)
+    # holds the union of many inputs: the budget is one input's.
+    budget = MAX_CLAIMED_LINES if not combined else None
+    claimed = 0
     for tag, file_id, context_id, data in db.execute(_READ_DATA):
         _check_value(tag, data)
         kinds.add(tag)
         path, context = paths.get(file_id), contexts.get(context_id)
+        if tag == 3:
+            if path is not None and context is not None:
+                arcs.append((context, path, data))
+            continue
+        bits = int.from_bytes(data, "little")
+        claimed += bits.bit_count()
+        if budget is not None and claimed > budget:
+            raise Rejected(_TOO_MANY_LINES)
         if path is not None and context is not None:
-            (arcs if tag == 3 else lines).append((context, path, data))
+            lines.append((context, path, bits))
     if len(kinds) == 2:
         raise Rejected("holds both line and branch data; a data file holds one or the other")
     return Contents(arcs, lines, combined)
