@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
@@ -283,6 +284,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = _run(args)
+    _print_warnings(sys.stderr, caught, quiet=args.quiet)
+    return code
+
+
+def _print_warnings(err: TextIO, caught: list[warnings.WarningMessage], *, quiet: bool) -> None:
+    """coverage.py's warnings as ours, once each (none when ``quiet``); others as Python shows them.
+
+    coverage.py warns through :mod:`warnings` (``CoverageWarning``), which would
+    print a raw source line and bypass ``--quiet``.
+    """
+    from coverage.exceptions import CoverageWarning
+
+    said: set[str] = set()
+    for caught_warning in caught:
+        if not issubclass(caught_warning.category, CoverageWarning):
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+                source=caught_warning.source,
+            )
+        elif not quiet and str(caught_warning.message) not in said:
+            said.add(str(caught_warning.message))
+            text = f"lambda-coverage: warning: coverage.py: {caught_warning.message}"
+            err.write(terminal_text(text) + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Combine and report as ``args`` say; return the exit code."""
     out, err = sys.stdout, sys.stderr
     progress = Progress(err, not args.quiet)
     try:

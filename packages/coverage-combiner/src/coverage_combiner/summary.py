@@ -89,7 +89,9 @@ def build_summary(
             "identical_to_another": result.duplicates,
             "rejected": [{"input": name, "reason": reason} for name, reason in result.rejected],
             "skipped": [{"input": name, "reason": reason} for name, reason in result.skipped],
-            "skipped_not_data": len(result.skipped) + result.probes,
+            # Plainly no data (sources, reports, configuration): listed, not a problem.
+            "not_data": [{"input": name, "reason": reason} for name, reason in result.not_data],
+            "skipped_not_data": len(result.skipped) + len(result.not_data) + result.probes,
         },
         "warnings": list(result.warnings),
         # Measured paths whose source was never read (they name files outside the
