@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
+from coverage_combiner.compare import load_previous
 from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
@@ -209,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    run.add_argument(
+        "--compare",
+        metavar="PREVIOUS",
+        help="an earlier JSON summary (a path or s3://bucket/key): show the change since then",
+    )
     return parser
 
 
@@ -320,6 +326,7 @@ def _run(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     progress = Progress(err, not args.quiet)
     try:
+        previous = (args.compare, load_previous(args.compare)) if args.compare else None
         remap = PathRemapper.build(
             paths=args.paths, source_roots=args.source_root, source_zip=args.source_zip
         )
@@ -344,7 +351,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         progress.finish()
         written = write_outputs(
-            result, args.output, formats=args.format, remap=remap, name=args.name
+            result,
+            args.output,
+            formats=args.format,
+            remap=remap,
+            name=args.name,
+            previous=previous,
         )
     except NoDataError as exc:
         progress.finish()
