@@ -15,7 +15,7 @@ import pytest
 
 from coverage_combiner.cli import EXIT_OK, EXIT_PARTIAL, main
 from coverage_combiner.object_names import is_data_key, is_plainly_not_data
-from tests.combiner.conftest import read_data
+from tests.combiner.conftest import read_data, write_data
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -182,6 +182,19 @@ def test_quiet_prints_nothing_but_errors(
     assert said.out == ""
     assert said.err.startswith("lambda-coverage: ")
     assert "below --fail-under 101" in said.err
+
+
+def test_quiet_silences_the_old_version_flag_warning_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_data(tmp_path / "in" / "a.coverage", lines={"orders@9": {"app.py": {1}}})
+    write_data(tmp_path / "in" / "b.coverage", lines={"orders@10": {"app.py": {2}}})
+    out = tmp_path / "out"
+    # --quiet after the flag it silences: what is said waits until every argument is read.
+    args = ["combine", str(tmp_path / "in"), "-o", str(out), "--format", "data"]
+    assert main([*args, "--version", "9", "-q"]) == EXIT_OK
+    assert capsys.readouterr() == ("", "")
+    assert read_data(out / ".coverage")[2] == {"orders@9"}
 
 
 def test_parallel_files_under_s3_are_data_and_reports_pass_quietly(

@@ -97,10 +97,8 @@ class _DeprecatedVersion(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        sys.stderr.write(
-            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
-            "use --function-version (lambda-coverage --version prints the tool's version)\n"
-        )
+        # Said once the arguments are read, so that --quiet, wherever written, silences it.
+        namespace.deprecated_version = True
         setattr(namespace, self.dest, values)
 
 
@@ -290,6 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if getattr(args, "deprecated_version", False) and not args.quiet:
+        sys.stderr.write(
+            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
+            "use --function-version (lambda-coverage --version prints the tool's version)\n"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = _run(args)
