@@ -148,3 +148,20 @@ def test_the_previous_summary_from_s3(
     code, _, _ = run(tmp_path, "missing", {"orders": {1}}, "--compare", where + ".gone")
     assert code == EXIT_ERROR
     assert f"--compare {where}.gone: cannot be read" in capsys.readouterr().err
+
+
+def test_names_from_the_previous_summary_are_shown_as_text(
+    tmp_path: Path, previous: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = json.loads(previous.read_text())
+    earlier["functions"]["evil\x1b[2J|*x*"] = {"percent_covered": 10.0}
+    previous.write_text(json.dumps(earlier))
+    code, summary, markdown = run(tmp_path, "after", {"orders": {1}}, "--compare", str(previous))
+    printed = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert summary["comparison"]["removed_functions"] == {"billing": 25.0, "evil\x1b[2J|*x*": 10.0}
+    assert "\x1b" not in printed
+    assert "Removed since the previous run: billing, evil\\x1b[2J|*x*" in printed.splitlines()
+    removed = next(line for line in markdown.splitlines() if line.startswith("Removed since"))
+    # A name that is not an ordinary one is code, shown as it is: no markup, no escape sent.
+    assert removed == "Removed since the previous run: billing, `evil\\x1b[2J|*x*`"

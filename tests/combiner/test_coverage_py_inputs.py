@@ -169,6 +169,9 @@ def test_quiet_prints_nothing_but_errors(
     said = capsys.readouterr()
     assert loud == EXIT_OK
     assert "lambda-coverage: warning: coverage.py: No contexts were measured" in said.err
+    assert "2 data file(s) of 1 function(s) merged, 5 file(s) not coverage data passed over." in (
+        said.out.splitlines()
+    )
     assert "CoverageWarning" not in said.err
 
     quiet = main([*args, "--output", str(tmp_path / "quiet"), "-q"])

@@ -312,6 +312,8 @@ def render_table(summary: dict[str, Any]) -> str:
         counts.append(f"{inputs['superseded_snapshots']} older snapshot(s) not read")
     if inputs["rejected"]:
         counts.append(f"{len(inputs['rejected'])} rejected")
+    if inputs.get("not_data"):
+        counts.append(f"{len(inputs['not_data'])} file(s) not coverage data passed over")
     out += ["", ", ".join(counts) + "."]
     return "\n".join(out) + "\n"
 
