@@ -382,7 +382,7 @@ def test_no_data_is_an_error_unless_allowed(
     assert main([*args, "--function", "orders", "--since", "2026-01-02"]) == EXIT_ERROR
     assert capsys.readouterr().err == (
         f"lambda-coverage: skipped {tmp_path / 'in' / 'notes.txt'}: not a data file (the name "
-        "does not end in .coverage)\n"
+        "neither ends in .coverage nor starts with .coverage.)\n"
         f"lambda-coverage: error: no coverage data under {tmp_path / 'in'} with --function "
         "orders --since 2026-01-02 (0 data file(s) listed, 1 other object(s)); check the "
         "source and the filters, or pass --allow-empty to write an empty report on purpose\n"

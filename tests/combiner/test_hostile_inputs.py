@@ -78,7 +78,7 @@ def test_unrelated_objects_are_named_with_the_reason_and_make_the_run_partial(
     assert code == EXIT_PARTIAL
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
-    reason = "not a data file (the name does not end in .coverage)"
+    reason = "not a data file (the name neither ends in .coverage nor starts with .coverage.)"
     assert sorted(summary["inputs"]["skipped"], key=lambda s: s["input"]) == [
         {"input": str(stray), "reason": reason},
         {"input": str(source / "notes.txt"), "reason": reason},

@@ -207,7 +207,7 @@ def test_hostile_names_in_data_files_are_shown_not_obeyed(
         f"- ``{inputs}/\\x1b[31m{IMAGE}`x`.coverage``: "
         "not a coverage.py data file: not an SQLite database",
         f"- `{inputs}/note\\u202e{IMAGE}.txt`: "
-        "not a data file (the name does not end in .coverage)",
+        "not a data file (the name neither ends in .coverage nor starts with .coverage.)",
     ]:
         assert expected in lines
     rendered = github(markdown)
@@ -287,7 +287,10 @@ ORDINARY: dict[str, Any] = {
         "skipped": [
             {
                 "input": "s3://coverage-bucket/coverage/README.txt",
-                "reason": "not a data file (the name does not end in .coverage)",
+                "reason": (
+                    "not a data file (the name neither ends in .coverage "
+                    "nor starts with .coverage.)"
+                ),
             }
         ],
         "skipped_not_data": 1,
@@ -385,8 +388,8 @@ not a coverage.py data file: not an SQLite database
 
 **1 other object(s) skipped:**
 
-- `s3://coverage-bucket/coverage/README.txt`: not a data file (the name does not end in \
-.coverage)
+- `s3://coverage-bucket/coverage/README.txt`: not a data file (the name neither ends in \
+.coverage nor starts with .coverage.)
 """
     )
     assert (

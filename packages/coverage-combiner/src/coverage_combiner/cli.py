@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, TextIO
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineOptions, CombineResult, combine
+from coverage_combiner.compare import load_previous
 from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.outputs import (
     DEFAULT_FORMATS,
@@ -95,10 +97,8 @@ class _DeprecatedVersion(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        sys.stderr.write(
-            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
-            "use --function-version (lambda-coverage --version prints the tool's version)\n"
-        )
+        # Said once the arguments are read, so that --quiet, wherever written, silences it.
+        namespace.deprecated_version = True
         setattr(namespace, self.dest, values)
 
 
@@ -208,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    run.add_argument(
+        "--compare",
+        metavar="PREVIOUS",
+        help="an earlier JSON summary (a path or s3://bucket/key): show the change since then",
+    )
     return parser
 
 
@@ -283,9 +288,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if getattr(args, "deprecated_version", False) and not args.quiet:
+        sys.stderr.write(
+            "lambda-coverage: warning: combine --version is deprecated and will be removed: "
+            "use --function-version (lambda-coverage --version prints the tool's version)\n"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = _run(args)
+    _print_warnings(sys.stderr, caught, quiet=args.quiet)
+    return code
+
+
+def _print_warnings(err: TextIO, caught: list[warnings.WarningMessage], *, quiet: bool) -> None:
+    """coverage.py's warnings as ours, once each (none when ``quiet``); others as Python shows them.
+
+    coverage.py warns through :mod:`warnings` (``CoverageWarning``), which would
+    print a raw source line and bypass ``--quiet``.
+    """
+    from coverage.exceptions import CoverageWarning
+
+    said: set[str] = set()
+    for caught_warning in caught:
+        if not issubclass(caught_warning.category, CoverageWarning):
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+                source=caught_warning.source,
+            )
+        elif not quiet and str(caught_warning.message) not in said:
+            said.add(str(caught_warning.message))
+            text = f"lambda-coverage: warning: coverage.py: {caught_warning.message}"
+            err.write(terminal_text(text) + "\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Combine and report as ``args`` say; return the exit code."""
     out, err = sys.stdout, sys.stderr
     progress = Progress(err, not args.quiet)
     try:
+        previous = (args.compare, load_previous(args.compare)) if args.compare else None
         remap = PathRemapper.build(
             paths=args.paths, source_roots=args.source_root, source_zip=args.source_zip
         )
@@ -310,7 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         progress.finish()
         written = write_outputs(
-            result, args.output, formats=args.format, remap=remap, name=args.name
+            result,
+            args.output,
+            formats=args.format,
+            remap=remap,
+            name=args.name,
+            previous=previous,
         )
     except NoDataError as exc:
         progress.finish()

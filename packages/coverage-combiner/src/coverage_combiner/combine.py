@@ -93,6 +93,9 @@ class CombineResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: The wrapper's own health probes found among the sources (expected, not a problem).
     probes: int = 0
+    #: Files plainly not data (sources, reports, configuration), with the reason:
+    #: expected beside coverage.py's data files, not a problem.
+    not_data: list[tuple[str, str]] = field(default_factory=list)
     superseded: int = 0
     #: Inputs byte-identical to an earlier one (their data is in, merged once).
     duplicates: int = 0
@@ -151,6 +154,7 @@ def combine(
         rejected=sorted(rejected),
         skipped=listed.skipped,
         probes=listed.probes,
+        not_data=listed.not_data,
         duplicates=duplicates,
         superseded=listed.superseded,
         foreign=foreign,
@@ -174,6 +178,7 @@ class _Listed:
     superseded: int
     #: Sources that hold no data file at all, when others do (named, not passed over).
     empty: list[str]
+    not_data: list[tuple[str, str]]
 
 
 def _list(
@@ -182,6 +187,7 @@ def _list(
     """List every source and choose the inputs to merge."""
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
+    not_data: list[tuple[str, str]] = []
     empty: list[str] = []
     probes = 0
     for spec in sources:
@@ -195,15 +201,18 @@ def _list(
             exclude_prefix=options.exclude_prefix,
             exclude_folder=options.exclude_folder,
             client=s3,
-            on_page=functools.partial(_listed, report, len(inputs) + len(skipped) + probes),
+            on_page=functools.partial(
+                _listed, report, len(inputs) + len(skipped) + len(not_data) + probes
+            ),
         )
         inputs.extend(listing.inputs)
         skipped.extend(listing.skipped)
+        not_data.extend(listing.not_data)
         probes += listing.probes
         if not listing.inputs and len(sources) > 1:
             empty.append(spec)
     chosen, superseded = _choose(inputs, options)
-    return chosen, _Listed(inputs, skipped, probes, superseded, empty)
+    return chosen, _Listed(inputs, skipped, probes, superseded, empty, not_data)
 
 
 def _nothing_found(
@@ -227,6 +236,8 @@ def _nothing_found(
         found += f", {len(result.rejected)} rejected"
     if result.skipped:
         found += f", {len(result.skipped)} other object(s)"
+    if result.not_data:
+        found += f", {len(result.not_data)} file(s) not coverage data"
     return (
         f"no coverage data under {', '.join(sources)}"
         + (f" with {' '.join(filters)}" if filters else "")

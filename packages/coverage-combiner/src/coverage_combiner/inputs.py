@@ -14,13 +14,19 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.errors import SourceError
-from coverage_combiner.object_names import NOT_DATA, is_data_key, is_health_probe
+from coverage_combiner.object_names import (
+    NOT_COVERAGE_DATA,
+    NOT_DATA,
+    is_data_key,
+    is_health_probe,
+    is_plainly_not_data,
+)
 from coverage_wrapper.keys import normalize_prefix
 
 if TYPE_CHECKING:
@@ -88,11 +94,17 @@ LOCAL_FILES = Origin()
 @dataclass(frozen=True)
 class Listing:
     """What a source holds: data files, the other objects with why they were left out,
-    and how many of the wrapper's own health probes were passed over."""
+    and how many of the wrapper's own health probes were passed over.
+
+    ``skipped`` may be misnamed data (the result is partial); ``not_data`` is plainly
+    none: sources, reports, configuration
+    (:func:`~coverage_combiner.object_names.is_plainly_not_data`).
+    """
 
     inputs: list[Input]
     skipped: list[tuple[str, str]]
     probes: int = 0
+    not_data: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: Attempts per input at reading a body that broke mid-read. Everything else
@@ -231,7 +243,7 @@ def list_source(
         return _list_s3(spec, exclude_prefix, client or s3_client(), on_page)
     listing = _list_local(Path(spec), Path(exclude_folder) if exclude_folder else None)
     if on_page is not None:
-        on_page(len(listing.inputs) + len(listing.skipped) + listing.probes)
+        on_page(len(listing.inputs) + len(listing.skipped) + len(listing.not_data) + listing.probes)
     return listing
 
 
@@ -245,6 +257,7 @@ def _list_s3(
     origin = S3Origin(client, bucket)
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
+    not_data: list[tuple[str, str]] = []
     probes = 0
     listed = 0
     try:
@@ -261,7 +274,7 @@ def _list_s3(
                     probes += 1
                     continue
                 if not is_data_key(key):
-                    skipped.append((f"s3://{bucket}/{key}", NOT_DATA))
+                    _other(f"s3://{bucket}/{key}", key, skipped, not_data)
                     continue
                 inputs.append(
                     Input(
@@ -273,7 +286,17 @@ def _list_s3(
                 )
     except Exception as exc:  # botocore's ClientError and connection errors
         raise SourceError(f"cannot list {url}: {exc}") from exc
-    return Listing(inputs, skipped, probes)
+    return Listing(inputs, skipped, probes, not_data)
+
+
+def _other(
+    name: str, key: str, skipped: list[tuple[str, str]], not_data: list[tuple[str, str]]
+) -> None:
+    """File ``name`` (not a data file) as plainly not data, or as skipped."""
+    if is_plainly_not_data(key):
+        not_data.append((name, NOT_COVERAGE_DATA))
+    else:
+        skipped.append((name, NOT_DATA))
 
 
 def _list_local(path: Path, exclude: Path | None) -> Listing:
@@ -286,6 +309,7 @@ def _list_local(path: Path, exclude: Path | None) -> Listing:
     excluded = os.path.realpath(exclude) if exclude else None
     inputs: list[Input] = []
     skipped: list[tuple[str, str]] = []
+    not_data: list[tuple[str, str]] = []
     probes = 0
     for name, linked in sorted(_walk(str(path), excluded)):
         if linked:
@@ -295,8 +319,9 @@ def _list_local(path: Path, exclude: Path | None) -> Listing:
         elif is_data_key(name):
             inputs.append(_local_input(name))
         else:
-            skipped.append((name, NOT_DATA))
-    return Listing(inputs, skipped, probes)
+            # Judged by the path below the source: the source's own folders say nothing.
+            _other(name, os.path.relpath(name, path), skipped, not_data)
+    return Listing(inputs, skipped, probes, not_data)
 
 
 #: Why a symbolic link under a folder source was left out.

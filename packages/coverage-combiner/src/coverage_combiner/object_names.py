@@ -11,8 +11,35 @@ from __future__ import annotations
 
 from coverage_wrapper.keys import DATA_SUFFIX, is_probe_key
 
-#: Why an object that is not a data file was left out.
-NOT_DATA = f"not a data file (the name does not end in {DATA_SUFFIX})"
+#: What coverage.py names its data files: ``.coverage``, and with ``parallel = true``
+#: (or ``--parallel-mode``) ``.coverage.<host>.<pid>.<random>``; any ``.coverage.<suffix>``.
+PARALLEL_PREFIX = f"{DATA_SUFFIX}."
+
+#: Why an object that is not a data file was left out (it makes the result partial).
+NOT_DATA = (
+    f"not a data file (the name neither ends in {DATA_SUFFIX} nor starts with {PARALLEL_PREFIX})"
+)
+
+#: Why a file that is plainly no data (source, report, configuration) was passed over.
+#: Such files sit beside data in the folders coverage.py users combine from; they leave
+#: the exit code alone.
+NOT_COVERAGE_DATA = "not coverage data: a source file, a report or a configuration file"
+
+# Kept short on purpose: only what coverage.py, a project or an editor leaves beside the
+# data. An unknown name (``notes.txt`` too: text could be anything) is still named and
+# makes the result partial: it may be data that was misnamed.
+_PLAIN_SUFFIXES = (
+    ".py", ".pyc", ".pyi", ".pyo",
+    ".json", ".xml", ".lcov", ".info", ".html", ".htm", ".css", ".js", ".svg", ".png", ".ico",
+    ".md", ".rst",
+    ".toml", ".cfg", ".ini", ".yml", ".yaml",
+    "-journal",
+)  # fmt: skip
+_PLAIN_NAMES = frozenset(
+    {".coveragerc", ".gitignore", ".DS_Store", "README", "LICENSE", "Makefile", "py.typed"}
+)
+#: Folders whose every file is a report or a cache (coverage.py's HTML, Python's bytecode).
+_PLAIN_FOLDERS = frozenset({"htmlcov", "__pycache__", ".git", ".pytest_cache", ".mypy_cache"})
 
 
 def is_health_probe(key: str) -> bool:
@@ -26,8 +53,33 @@ def is_health_probe(key: str) -> bool:
 
 
 def is_data_key(key: str) -> bool:
-    """Whether ``key`` names a data file at all (anything else under a prefix is skipped)."""
-    return key.endswith(DATA_SUFFIX)
+    """Whether ``key`` (an S3 key or a path) names a data file at all.
+
+    The wrapper's keys end in ``.coverage``; coverage.py writes ``.coverage`` and,
+    in parallel mode, ``.coverage.<host>.<pid>.<random>``: all are data, under S3
+    as in a folder (coverage.py users may upload their parallel files).
+    Anything else under a source is skipped (:func:`is_plainly_not_data`).
+    """
+    return key.endswith(DATA_SUFFIX) or _base_name(key).startswith(PARALLEL_PREFIX)
+
+
+def is_plainly_not_data(key: str) -> bool:
+    """Whether ``key`` (not a data file) is obviously none: a source file, a report, a
+    configuration file, or anything in a report or cache folder such as ``htmlcov/``.
+
+    Such files are listed as skipped but leave the exit code alone; any other
+    object among the data is named and makes the result partial.
+    """
+    *folders, name = key.split("/")
+    return (
+        name in _PLAIN_NAMES
+        or name.endswith(_PLAIN_SUFFIXES)
+        or any(folder in _PLAIN_FOLDERS for folder in folders)
+    )
+
+
+def _base_name(key: str) -> str:
+    return key.rpartition("/")[2]
 
 
 def key_of(name: str) -> str:

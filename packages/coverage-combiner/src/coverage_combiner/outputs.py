@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from coverage_combiner.__about__ import __version__
 from coverage_combiner.combine import CombineResult
+from coverage_combiner.compare import add_changes
 from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, bits_to_numbits, split_context
 from coverage_combiner.reader import COMBINED_MARKER
@@ -102,20 +103,22 @@ def write_outputs(
     remap: PathRemapper | None = None,
     s3: S3Client | None = None,
     name: str | None = None,
+    previous: tuple[str, dict[str, Any]] | None = None,
 ) -> Written:
     """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
 
     ``name`` names every output after it (see :func:`output_names`); by
     default they have fixed names. ``s3`` is the client for an S3 destination
     (default: boto3's own configuration). The JSON summary lists where every
-    output went.
+    output went. ``previous`` is an earlier summary and where it was read from:
+    the summary shows the change since then (:mod:`coverage_combiner.compare`).
     """
     names = output_names(name)
     remap = resolve_sources(result.merged, remap or PathRemapper())
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
-        written = _render(result, staging, formats, remap, names)
+        written = _render(result, staging, formats, remap, names, previous=previous)
         if "json" in formats:
             # The summary says where everything went, itself included.
             (staging / names["json"]).touch()
@@ -162,6 +165,8 @@ def _render(
     formats: Sequence[str],
     remap: PathRemapper,
     names: Mapping[str, str],
+    *,
+    previous: tuple[str, dict[str, Any]] | None = None,
 ) -> Written:
     data_path = staging / names["data"]
     write_data_file(result.merged, data_path, remap)
@@ -179,6 +184,8 @@ def _render(
             # Summaries degrade to executed lines without source; these reports cannot.
             written.missing_source = MissingSourceError(missing, remap.problems())
     written.summary = build_summary(result, coverage_json, remap)
+    if previous is not None:
+        add_changes(written.summary, previous[1], previous[0])
     if "markdown" in formats:
         (staging / names["markdown"]).write_text(render_markdown(written.summary))
     if "data" not in formats:

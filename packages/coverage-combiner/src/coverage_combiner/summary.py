@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from coverage_combiner.__about__ import __version__
+from coverage_combiner.compare import change_text
 from coverage_combiner.merge import bits_to_lines, lines_to_bits, split_context
 from coverage_wrapper.attribution import INIT, parse_context
 from coverage_wrapper.untrusted_text import (
@@ -89,7 +90,9 @@ def build_summary(
             "identical_to_another": result.duplicates,
             "rejected": [{"input": name, "reason": reason} for name, reason in result.rejected],
             "skipped": [{"input": name, "reason": reason} for name, reason in result.skipped],
-            "skipped_not_data": len(result.skipped) + result.probes,
+            # Plainly no data (sources, reports, configuration): listed, not a problem.
+            "not_data": [{"input": name, "reason": reason} for name, reason in result.not_data],
+            "skipped_not_data": len(result.skipped) + len(result.not_data) + result.probes,
         },
         "warnings": list(result.warnings),
         # Measured paths whose source was never read (they name files outside the
@@ -180,6 +183,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"{totals['covered_lines']}/{totals['statements']}{branch} — from "
             f"{inputs['merged']} data files of {len(functions)} function(s)."
         )
+        if "comparison" in summary:
+            lines[-1] += f" Change since the previous run: {change_text(totals)}."
         lines += ["", "| File | Statements | Missing | Cover |", "| --- | ---: | ---: | ---: |"]
         for path, figures in summary["files"].items():
             lines.append(
@@ -190,10 +195,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"{inputs['merged']} data files of {len(functions)} function(s). {summary['note']}."
         )
+    comparing = "comparison" in summary
     lines += [
         "",
-        "| Function | Versions | Files | Executed lines | Cover |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| Function | Versions | Files | Executed lines | Cover |"
+        + (" Change |" if comparing else ""),
+        "| --- | --- | ---: | ---: | ---: |" + (" ---: |" if comparing else ""),
     ]
     for name, entry in functions.items():
         cover = f"{entry['percent_covered']:.1f}%" if "percent_covered" in entry else "—"
@@ -201,7 +208,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"| {markdown_name(name, in_table=True)} | {_versions(entry['versions'])} "
             f"| {entry['files']} "
             f"| {entry['executed_lines']} | {cover} |"
+            + (f" {change_text(entry)} |" if comparing else "")
         )
+    if comparing and summary["comparison"]["removed_functions"]:
+        removed = summary["comparison"]["removed_functions"]
+        lines += ["", "Removed since the previous run: " + ", ".join(map(markdown_name, removed))]
     cold = [
         (name, path, found)
         for name, entry in functions.items()
@@ -284,12 +295,25 @@ def render_table(summary: dict[str, Any]) -> str:
         for name, entry in functions.items()
     ]
     header = ["Function", "Versions", "Files", "Executed", "Cover", "Source"]
-    out += _aligned(header, function_rows, left={0, 1, 5})
+    if "comparison" in summary:
+        header.insert(5, "Change")
+        for row, entry in zip(function_rows, functions.values(), strict=True):
+            row.insert(5, change_text(entry))
+        out += _aligned(header, function_rows, left={0, 1, 6})
+        removed = summary["comparison"]["removed_functions"]
+        if totals:
+            out.append(f"Total change since the previous run: {change_text(totals)}")
+        if removed:
+            out.append(terminal_text("Removed since the previous run: " + ", ".join(removed)))
+    else:
+        out += _aligned(header, function_rows, left={0, 1, 5})
     counts = [f"{inputs['merged']} data file(s) of {len(functions)} function(s) merged"]
     if inputs.get("superseded_snapshots"):
         counts.append(f"{inputs['superseded_snapshots']} older snapshot(s) not read")
     if inputs["rejected"]:
         counts.append(f"{len(inputs['rejected'])} rejected")
+    if inputs.get("not_data"):
+        counts.append(f"{len(inputs['not_data'])} file(s) not coverage data passed over")
     out += ["", ", ".join(counts) + "."]
     return "\n".join(out) + "\n"
 
