@@ -27,6 +27,12 @@ from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, bits_to_numbits, split_context
 from coverage_combiner.reader import COMBINED_MARKER
 from coverage_combiner.remap import PathRemapper
+from coverage_combiner.report_config import (
+    ReportConfig,
+    choose_config,
+    html_title,
+    reporting_coverage,
+)
 from coverage_combiner.summary import build_summary, render_markdown
 
 if TYPE_CHECKING:
@@ -80,6 +86,13 @@ class Written:
     outputs: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     missing_source: MissingSourceError | None = None
+    #: The coverage.py configuration the report was made with.
+    config: ReportConfig = field(default_factory=ReportConfig)
+    #: From that configuration: the threshold (None: not set) and the digits shown.
+    fail_under: float | None = None
+    precision: int = 0
+    #: The total percentage at full precision (None: no source to compute it).
+    total: float | None = None
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -102,20 +115,23 @@ def write_outputs(
     remap: PathRemapper | None = None,
     s3: S3Client | None = None,
     name: str | None = None,
+    rcfile: str | None = None,
 ) -> Written:
     """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
 
     ``name`` names every output after it (see :func:`output_names`); by
     default they have fixed names. ``s3`` is the client for an S3 destination
     (default: boto3's own configuration). The JSON summary lists where every
-    output went.
+    output went. The reports follow the user's coverage.py configuration:
+    ``rcfile``, else the one :func:`~coverage_combiner.report_config.choose_config` finds.
     """
     names = output_names(name)
     remap = resolve_sources(result.merged, remap or PathRemapper())
+    config = choose_config(rcfile, remap)
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
-        written = _render(result, staging, formats, remap, names)
+        written = _render(result, staging, formats, remap, names, config=config)
         if "json" in formats:
             # The summary says where everything went, itself included.
             (staging / names["json"]).touch()
@@ -162,10 +178,16 @@ def _render(
     formats: Sequence[str],
     remap: PathRemapper,
     names: Mapping[str, str],
+    *,
+    config: ReportConfig,
 ) -> Written:
     data_path = staging / names["data"]
     write_data_file(result.merged, data_path, remap)
-    written = Written()
+    written = Written(config=config)
+    settings = reporting_coverage(data_path, config)
+    written.precision = int(settings.get_option("report:precision"))  # type: ignore[arg-type]
+    threshold = settings.get_option("report:fail_under")
+    written.fail_under = float(threshold) if threshold else None  # type: ignore[arg-type]
     reports = [f for f in formats if f in SOURCE_REPORTS]
     needs_analysis = bool(reports) or "json" in formats or "markdown" in formats
     coverage_json: dict[str, Any] | None = None
@@ -173,17 +195,39 @@ def _render(
         missing = missing_sources(data_path)
         if not missing:
             coverage_json, written.missing_source = _coverage_reports(
-                data_path, staging, reports, names
+                data_path, staging, reports, names, config
             )
         elif reports:
             # Summaries degrade to executed lines without source; these reports cannot.
             written.missing_source = MissingSourceError(missing, remap.problems())
     written.summary = build_summary(result, coverage_json, remap)
+    if coverage_json is not None:
+        written.total = float(coverage_json["totals"]["percent_covered"])
+    written.summary["report"] = _report_settings(written, coverage_json)
+    written.summary["warnings"].extend(config.warnings)
     if "markdown" in formats:
         (staging / names["markdown"]).write_text(render_markdown(written.summary))
     if "data" not in formats:
         data_path.unlink()
     return written
+
+
+def _report_settings(written: Written, coverage_json: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The configuration the report used, and each percentage as coverage.py prints it."""
+    settings: dict[str, Any] = {
+        "config_file": written.config.path,
+        "precision": written.precision,
+        "fail_under": written.fail_under,
+    }
+    if coverage_json is not None:
+        settings["percent_covered_display"] = {
+            "total": coverage_json["totals"]["percent_covered_display"],
+            "files": {
+                path: info["summary"]["percent_covered_display"]
+                for path, info in sorted(coverage_json["files"].items())
+            },
+        }
+    return settings
 
 
 def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
@@ -361,7 +405,11 @@ def _source_exists(name: str) -> bool:
 
 
 def _coverage_reports(
-    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
+    data_path: Path,
+    staging: Path,
+    reports: Sequence[str],
+    names: Mapping[str, str],
+    config: ReportConfig,
 ) -> tuple[dict[str, Any] | None, MissingSourceError | None]:
     """Run coverage.py's reports into ``staging``; on failure leave none of them there.
 
@@ -372,7 +420,7 @@ def _coverage_reports(
     from coverage.exceptions import CoverageException, NoSource, NotPython
 
     try:
-        return _run_reports(data_path, staging, reports, names), None
+        return _run_reports(data_path, staging, reports, names, config), None
     except (NoSource, NotPython) as exc:
         _discard_reports(staging, names)
         named = re.findall(r"'([^']+)'", str(exc))
@@ -396,11 +444,13 @@ _COVERAGE_JSON = ".coverage-report.json"
 
 
 def _run_reports(
-    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
+    data_path: Path,
+    staging: Path,
+    reports: Sequence[str],
+    names: Mapping[str, str],
+    config: ReportConfig,
 ) -> dict[str, Any]:
-    from coverage import Coverage
-
-    cov = Coverage(data_file=str(data_path), config_file=False)
+    cov = reporting_coverage(data_path, config)
     cov.load()
     json_path = staging / _COVERAGE_JSON
     # The summary reads each file's lines, not their contexts: with contexts,
@@ -416,7 +466,7 @@ def _run_reports(
         cov.html_report(
             directory=str(staging / names["html"]),
             show_contexts=True,
-            title="Lambda Coverage",
+            title=html_title(cov),
         )
     return report
 
