@@ -183,3 +183,99 @@ def test_a_missing_rcfile_is_named(
     code = main(["combine", str(inputs), "-o", str(tmp_path / "out"), "--rcfile", "nowhere.ini"])
     assert code == 1
     assert "--rcfile 'nowhere.ini' is not a file" in capsys.readouterr().err
+
+
+def test_run_settings_do_not_change_where_the_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[run] names another data file, parallel files, sources and a plugin that is not
+    installed: the report still reads our data, and [run] omit leaves its files out."""
+    repo, inputs = _project(tmp_path)
+    (repo / ".coveragerc").write_text(
+        "[run]\n"
+        "data_file = /nonexistent/elsewhere\n"
+        "parallel = true\n"
+        "source = nowhere\n"
+        "plugins = no_such_coverage_plugin\n"
+        "omit = */generated.py\n"
+        "[report]\nprecision = 1\n"
+    )
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(repo), "--json"])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    shown = json.loads(captured.out)["report"]["percent_covered_display"]
+    equivalent = tmp_path / "equivalent.ini"
+    equivalent.write_text("[report]\nomit = */generated.py\nprecision = 1\n")
+    theirs, _ = _coverage_report(repo, out / ".coverage", equivalent)
+    ours = {os.path.relpath(path): percent for path, percent in shown["files"].items()}
+    assert {**ours, "TOTAL": shown["total"]} == theirs
+    assert set(ours) == {"orders/app.py"}
+
+
+def test_html_title_and_skip_covered_come_from_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, inputs = _project(tmp_path)
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    argv = ["combine", str(inputs), "-o", str(out), "--source-root", str(repo)]
+    assert main([*argv, "--format", "html"]) == EXIT_OK
+    index = (out / "html" / "index.html").read_text()
+    assert "<title>Lambda Coverage</title>" in index
+    assert "generated_py.html" in index
+    (repo / "tox.ini").write_text(
+        "[coverage:report]\nskip_covered = true\nexclude_also = def never\n"
+        "[coverage:html]\ntitle = Orders service\n"
+    )
+    assert main([*argv, "--format", "html"]) == EXIT_OK
+    index = (out / "html" / "index.html").read_text()
+    assert "<title>Orders service</title>" in index
+    # generated.py is fully covered once never() is excluded: skipped.
+    assert "generated_py.html" not in index
+    assert "app_py.html" in index
+
+
+def test_functions_with_different_configurations_use_the_working_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, inputs = _project(tmp_path)
+    other = repo / "payments"
+    other.mkdir()
+    (other / "app.py").write_text(APP)
+    (other / "generated.py").write_text(GENERATED)
+    measure(other, "app", {"items": [-1]}, "payments@$LATEST", inputs / key("payments"))
+    sys.modules.pop("generated", None)
+    (repo / "orders" / ".coveragerc").write_text("[report]\nprecision = 2\n")
+    (other / ".coveragerc").write_text("[report]\nprecision = 3\n")
+    (repo / "setup.cfg").write_text("[coverage:report]\nprecision = 1\n")
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(repo), "--json"])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    summary = json.loads(captured.out)
+    assert summary["report"]["config_file"] == str(repo / "setup.cfg")
+    assert summary["report"]["precision"] == 1
+    assert "different coverage configurations" in captured.err
+    assert any("different coverage configurations" in w for w in summary["warnings"])
+    assert "give one with --rcfile" in captured.err
+    # Sharing one configuration, they use it.
+    (other / ".coveragerc").unlink()
+    (repo / "orders" / ".coveragerc").unlink()
+    (repo / ".coveragerc").write_text("[report]\nprecision = 4\n")
+    code = main(
+        [
+            "combine",
+            str(inputs),
+            "-o",
+            str(out),
+            "--source-root",
+            f"orders={repo}",
+            "--source-root",
+            f"payments={repo}",
+            "--json",
+        ]
+    )
+    assert json.loads(capsys.readouterr().out)["report"]["precision"] == 4

@@ -338,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.finish()
         err.write(terminal_text(f"lambda-coverage: error: {exc}") + "\n")
         return EXIT_ERROR
+    result.warnings.extend(written.config.warnings)
     summary = written.summary
     if args.json:
         out.write(json.dumps({**summary, "outputs": written.outputs}, indent=2) + "\n")
