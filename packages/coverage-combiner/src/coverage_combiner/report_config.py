@@ -13,8 +13,9 @@ One configuration applies to the whole report: functions whose own configs
 differ are reported with the working folder's, and a warning names them.
 
 The file is read for reporting (exclusions, partial branches, omit/include,
-precision, fail_under; in HTML skip_covered, skip_empty and the title; ``[run]`` omit/include where ``[report]`` sets none). What would
-change where data is read from or how it was measured is overridden
+precision, fail_under; in HTML skip_covered, skip_empty and the title;
+``[run]`` omit/include where ``[report]`` sets none). What would change
+where data is read from or how it was measured is overridden
 (:data:`OVERRIDES`): the merged data file is ours.
 """
 
