@@ -28,6 +28,7 @@ def combine_coverage_files(
     jobs: int = 8,
     allow_empty: bool = False,
     rcfile: str | None = None,
+    unexecuted: bool = True,
 ) -> dict[str, Any]:
     """Merge every data file under ``s3://bucket_name/prefix`` and write the outputs.
 
@@ -43,6 +44,7 @@ def combine_coverage_files(
     points at it. No data under ``prefix`` raises :class:`NoDataError` and
     writes nothing, unless ``allow_empty``. The reports follow the coverage.py
     configuration ``rcfile``, else the function's own or the working folder's.
+    With ``unexecuted``, files of ``source_root`` that never ran count at 0 %.
     """
     if ".." in output_key.split("/"):
         raise CombinerError(f"output_key {output_key!r} contains '..'")
@@ -73,6 +75,7 @@ def combine_coverage_files(
         remap=remap,
         name=name,
         rcfile=rcfile,
+        unexecuted=unexecuted,
     )
     summary = dict(written.summary)
     summary["outputs"] = dict(written.outputs)

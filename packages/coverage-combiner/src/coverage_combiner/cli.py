@@ -185,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 3 below this total %% (default: fail_under of the coverage.py configuration)",
     )
     run.add_argument(
+        "--no-unexecuted",
+        dest="unexecuted",
+        action="store_false",
+        help="report only files that ran (by default every Python file of a function's folder "
+        "given with --source-root that never ran is reported at 0%%, as coverage.py's source "
+        "does, vendored packages left out)",
+    )
+    run.add_argument(
         "--rcfile",
         metavar="PATH",
         help="the coverage.py configuration to report with (default: the functions' own "
@@ -327,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             remap=remap,
             name=args.name,
             rcfile=args.rcfile,
+            unexecuted=args.unexecuted,
         )
     except NoDataError as exc:
         progress.finish()

@@ -34,6 +34,7 @@ from coverage_combiner.report_config import (
     reporting_coverage,
 )
 from coverage_combiner.summary import build_summary, render_markdown
+from coverage_combiner.unexecuted import unexecuted_candidates
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -116,6 +117,7 @@ def write_outputs(
     s3: S3Client | None = None,
     name: str | None = None,
     rcfile: str | None = None,
+    unexecuted: bool = True,
 ) -> Written:
     """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
 
@@ -124,14 +126,19 @@ def write_outputs(
     (default: boto3's own configuration). The JSON summary lists where every
     output went. The reports follow the user's coverage.py configuration:
     ``rcfile``, else the one :func:`~coverage_combiner.report_config.choose_config` finds.
+    With ``unexecuted`` (the default), every Python file of a function's
+    folder given with ``--source-root`` that never ran is reported at 0 %
+    (:mod:`coverage_combiner.unexecuted`).
     """
     names = output_names(name)
-    remap = resolve_sources(result.merged, remap or PathRemapper())
+    given = remap or PathRemapper()
+    remap = resolve_sources(result.merged, given)
     config = choose_config(rcfile, remap)
+    folders = source_folders(given, remap) if unexecuted else []
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
-        written = _render(result, staging, formats, remap, names, config=config)
+        written = _render(result, staging, formats, remap, names, config=config, folders=folders)
         if "json" in formats:
             # The summary says where everything went, itself included.
             (staging / names["json"]).touch()
@@ -166,6 +173,19 @@ def resolve_sources(merged: Merged, remap: PathRemapper) -> PathRemapper:
     return remap.resolve(measured)
 
 
+def source_folders(given: PathRemapper, resolved: PathRemapper) -> list[str]:
+    """The functions' code folders the user named: given per function, or found under the
+    source root given (not under the working folder, which may be anything), on disk."""
+    folders = {
+        folder
+        for function, folder in resolved.function_roots.items()
+        if function not in resolved.unresolved
+        and (function in given.function_roots or given.root is not None)
+        and os.path.isdir(folder)
+    }
+    return sorted(folders)
+
+
 def function_of(context: str) -> str | None:
     """The function a ``function@version`` context names; None for any other context."""
     function, version = split_context(context)
@@ -180,9 +200,12 @@ def _render(
     names: Mapping[str, str],
     *,
     config: ReportConfig,
+    folders: Sequence[str] = (),
 ) -> Written:
     data_path = staging / names["data"]
     write_data_file(result.merged, data_path, remap)
+    if folders and result.merged.files():
+        add_unexecuted(data_path, folders)
     written = Written(config=config)
     settings = reporting_coverage(data_path, config)
     written.precision = int(settings.get_option("report:precision"))  # type: ignore[arg-type]
@@ -228,6 +251,21 @@ def _report_settings(written: Written, coverage_json: Mapping[str, Any] | None) 
             },
         }
     return settings
+
+
+def add_unexecuted(data_path: Path, folders: Sequence[str]) -> None:
+    """Add to the data file every Python file of ``folders`` it does not hold, with no lines."""
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(data_path))
+    data.read()
+    measured = set(data.measured_files())
+    new = [
+        path for folder in folders for path in unexecuted_candidates(folder) if path not in measured
+    ]
+    if new:
+        data.touch_files(sorted(set(new)))
+    data.close()
 
 
 def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
