@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import coverage
@@ -157,3 +158,35 @@ def test_without_a_source_root_the_working_folder_is_not_searched(
         str(folder / "app.py"),
         str(folder / "generated.py"),
     }
+
+
+def test_files_that_never_ran_are_found_inside_a_deployment_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The asset zipped (the function's folder at its top): the same files, the same figures."""
+    repo, folder, inputs = _function(tmp_path)
+    bundle = tmp_path / "asset.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        for name, text in FILES.items():
+            archive.writestr(name, text)
+    monkeypatch.chdir(repo)
+    figures = {}
+    for label, where in (
+        ("folder", ["--source-root", str(repo)]),
+        ("zip", ["--source-zip", str(bundle)]),
+    ):
+        argv = ["combine", str(inputs), "-o", str(tmp_path / label), "--json", *where]
+        code = main(argv)
+        captured = capsys.readouterr()
+        assert code == EXIT_OK, captured.err
+        shown = json.loads(captured.out)["report"]["percent_covered_display"]
+        base = folder if label == "folder" else bundle
+        figures[label] = {
+            os.path.relpath(os.path.abspath(path), base): percent
+            for path, percent in shown["files"].items()
+        }
+        figures[label]["TOTAL"] = shown["total"]
+    assert figures["zip"] == figures["folder"]
+    assert figures["zip"]["untested.py"] == "0"
+    assert "requests/api.py" not in figures["zip"]
+    assert "notapkg/script.py" not in figures["zip"]

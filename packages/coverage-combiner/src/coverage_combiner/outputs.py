@@ -34,7 +34,7 @@ from coverage_combiner.report_config import (
     reporting_coverage,
 )
 from coverage_combiner.summary import build_summary, render_markdown
-from coverage_combiner.unexecuted import unexecuted_candidates
+from coverage_combiner.unexecuted import is_source_folder, unexecuted_candidates
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -175,13 +175,13 @@ def resolve_sources(merged: Merged, remap: PathRemapper) -> PathRemapper:
 
 def source_folders(given: PathRemapper, resolved: PathRemapper) -> list[str]:
     """The functions' code folders the user named: given per function, or found under the
-    source root given (not under the working folder, which may be anything), on disk."""
+    source root or in the zip given (not under the working folder, which may be anything)."""
     folders = {
         folder
         for function, folder in resolved.function_roots.items()
         if function not in resolved.unresolved
         and (function in given.function_roots or given.root is not None)
-        and os.path.isdir(folder)
+        and is_source_folder(folder)
     }
     return sorted(folders)
 
