@@ -279,3 +279,27 @@ def test_functions_with_different_configurations_use_the_working_folders(
         ]
     )
     assert json.loads(capsys.readouterr().out)["report"]["precision"] == 4
+
+
+def test_fail_under_rounds_the_total_as_coverage_report_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A total of 76.47 % passes 76.5 (rounded to the threshold's one digit) and fails
+    76.48, in both tools; a plain comparison would fail both."""
+    repo, inputs = _project(tmp_path)
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    argv = ["combine", str(inputs), "-o", str(out), "--source-root", str(repo), "--json"]
+    code = main([*argv, "--fail-under", "76.5"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["totals"]["percent_covered"] == 76.47
+    command = [sys.executable, "-m", "coverage", "report", f"--data-file={out / '.coverage'}"]
+    command += ["--rcfile=/dev/null"]
+    theirs = [
+        subprocess.run(
+            [*command, f"--fail-under={threshold}"], cwd=repo, capture_output=True, check=False
+        ).returncode
+        for threshold in ("76.5", "76.48")
+    ]
+    assert (code, main([*argv, "--fail-under", "76.48"])) == (EXIT_OK, EXIT_BELOW_THRESHOLD)
+    assert theirs == [0, 2]
