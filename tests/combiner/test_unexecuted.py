@@ -65,16 +65,20 @@ def _function(tmp_path: Path) -> tuple[Path, Path, Path]:
     return repo, folder, inputs
 
 
-def _coverage_source_run(folder: Path, tmp_path: Path) -> dict[str, str]:
+def _coverage_source_run(
+    folder: Path, tmp_path: Path, config: Path | None = None
+) -> dict[str, str]:
     """coverage.py's percentages with ``source`` = the folder (vendored code and the link
-    outside it omitted), per absolute path and ``TOTAL``."""
+    outside it omitted) and ``config``, per absolute path and ``TOTAL``."""
     cov = coverage.Coverage(
         data_file=str(tmp_path / "direct.coverage"),
         branch=True,
         source=[str(folder)],
-        omit=[f"{folder}/requests/*", f"{folder}/leak.py"],
-        config_file=False,
+        config_file=str(config) if config else False,
     )
+    omitted = cov.get_option("run:omit") or []
+    assert isinstance(omitted, list)
+    cov.set_option("run:omit", [*omitted, f"{folder}/requests/*", f"{folder}/leak.py"])
     with _inside(folder):
         for name in ("app", "generated"):
             sys.modules.pop(name, None)
@@ -190,3 +194,29 @@ def test_files_that_never_ran_are_found_inside_a_deployment_zip(
     assert figures["zip"]["untested.py"] == "0"
     assert "requests/api.py" not in figures["zip"]
     assert "notapkg/script.py" not in figures["zip"]
+
+
+def test_with_its_own_configuration_untested_modules_and_vendored_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's whole case: the function's own .coveragerc (exclusions, omit, precision),
+    modules no event imports, a vendored package: our figures are coverage.py's."""
+    repo, folder, inputs = _function(tmp_path)
+    config = folder / ".coveragerc"
+    config.write_text(
+        "[run]\nomit = */pkg/mod.py\n[report]\nexclude_also =\n    def never\n    if x:\n"
+        "precision = 1\n"
+    )
+    monkeypatch.chdir(repo)
+    expected = _coverage_source_run(folder, tmp_path, config)
+    out = tmp_path / "out"
+    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(repo), "--json"])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    report = json.loads(captured.out)["report"]
+    assert report["config_file"] == str(config)
+    shown = report["percent_covered_display"]
+    ours = {os.path.abspath(path): percent for path, percent in shown["files"].items()}
+    assert {**ours, "TOTAL": shown["total"]} == expected
+    assert str(folder / "pkg" / "mod.py") not in ours
+    assert ours[str(folder / "untested.py")] == "0.0"
