@@ -173,6 +173,10 @@ def test_files_that_never_ran_are_found_inside_a_deployment_zip(
     with zipfile.ZipFile(bundle, "w") as archive:
         for name, text in FILES.items():
             archive.writestr(name, text)
+        # A member that names a file outside the zip: never read.
+        archive.writestr("../outside.py", "X = 1\n")
+        archive.writestr("../__init__.py", "")
+    (tmp_path / "outside.py").write_text("X = 1\n")
     monkeypatch.chdir(repo)
     figures = {}
     for label, where in (
@@ -194,6 +198,7 @@ def test_files_that_never_ran_are_found_inside_a_deployment_zip(
     assert figures["zip"]["untested.py"] == "0"
     assert "requests/api.py" not in figures["zip"]
     assert "notapkg/script.py" not in figures["zip"]
+    assert not any("outside" in name for name in figures["zip"])
 
 
 def test_with_its_own_configuration_untested_modules_and_vendored_code(

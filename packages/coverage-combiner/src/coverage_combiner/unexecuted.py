@@ -110,6 +110,9 @@ def _zip_candidates(archive: str, inner: str) -> Iterator[str]:
         parts = name[len(prefix) :].split("/")
         if not _PYTHON_FILE.fullmatch(parts[-1]) or name in vendored:
             continue
+        # A member named ``../x.py`` or ``/x.py`` would name a file outside the zip.
+        if name.startswith("/") or ".." in name.split("/"):
+            continue
         # Every folder below the top must be a package, as on disk.
         packages = (
             prefix + "/".join(parts[:depth]) + "/__init__.py" for depth in range(1, len(parts))
