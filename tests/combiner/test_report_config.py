@@ -303,3 +303,18 @@ def test_fail_under_rounds_the_total_as_coverage_report_does(
     ]
     assert (code, main([*argv, "--fail-under", "76.48"])) == (EXIT_OK, EXIT_BELOW_THRESHOLD)
     assert theirs == [0, 2]
+
+
+def test_a_broken_configuration_is_named_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, inputs = _project(tmp_path)
+    (repo / ".coveragerc").write_text("[report]\nprecision = many\n")
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    code = main(["combine", str(inputs), "-o", str(out), "--source-root", str(repo)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"cannot read the coverage configuration {repo / '.coveragerc'}" in err
+    assert "--rcfile" in err
+    assert not out.exists()
