@@ -225,3 +225,19 @@ def test_with_its_own_configuration_untested_modules_and_vendored_code(
     assert {**ours, "TOTAL": shown["total"]} == expected
     assert str(folder / "pkg" / "mod.py") not in ours
     assert ours[str(folder / "untested.py")] == "0.0"
+
+
+def test_skip_empty_leaves_empty_files_out_of_the_html(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _, inputs = _function(tmp_path)
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    argv = ["combine", str(inputs), "-o", str(out), "--source-root", str(repo), "--format", "html"]
+    assert main(argv) == EXIT_OK
+    assert "___init___py.html" in (out / "html" / "index.html").read_text()
+    (repo / "pyproject.toml").write_text("[tool.coverage.report]\nskip_empty = true\n")
+    assert main(argv) == EXIT_OK
+    index = (out / "html" / "index.html").read_text()
+    assert "___init___py.html" not in index
+    assert "_untested_py.html" in index
