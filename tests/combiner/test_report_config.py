@@ -318,3 +318,15 @@ def test_a_broken_configuration_is_named_and_nothing_is_written(
     assert f"cannot read the coverage configuration {repo / '.coveragerc'}" in err
     assert "--rcfile" in err
     assert not out.exists()
+
+
+def test_a_data_file_for_a_later_merge_needs_no_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, inputs = _project(tmp_path)
+    (repo / ".coveragerc").write_text("[report]\nprecision = many\n")
+    monkeypatch.chdir(repo)
+    out = tmp_path / "out"
+    code = main(["combine", str(inputs), "-o", str(out), "--format", "data"])
+    assert code == EXIT_OK, capsys.readouterr().err
+    assert (out / ".coverage").is_file()

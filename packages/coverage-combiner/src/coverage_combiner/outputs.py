@@ -207,12 +207,14 @@ def _render(
     if folders and result.merged.files():
         add_unexecuted(data_path, folders)
     written = Written(config=config)
-    settings = reporting_coverage(data_path, config)
-    written.precision = int(settings.get_option("report:precision"))  # type: ignore[arg-type]
-    threshold = settings.get_option("report:fail_under")
-    written.fail_under = float(threshold) if threshold else None  # type: ignore[arg-type]
     reports = [f for f in formats if f in SOURCE_REPORTS]
     needs_analysis = bool(reports) or "json" in formats or "markdown" in formats
+    if needs_analysis:
+        # Read only for reports: a data file for a later merge needs no configuration.
+        settings = reporting_coverage(data_path, config)
+        written.precision = int(settings.get_option("report:precision"))  # type: ignore[arg-type]
+        threshold = settings.get_option("report:fail_under")
+        written.fail_under = float(threshold) if threshold else None  # type: ignore[arg-type]
     coverage_json: dict[str, Any] | None = None
     if needs_analysis and result.merged.files():
         missing = missing_sources(data_path)
