@@ -179,12 +179,14 @@ def test_quiet_prints_nothing_but_errors(
     assert quiet == EXIT_OK
     assert (said.out, said.err) == ("", "")
 
-    failed = main([*args, "--output", str(tmp_path / "failed"), "-q", "--fail-under", "101"])
+    # An error still gets through -q: here, a configuration file that is not there.
+    missing = tmp_path / "missing.coveragerc"
+    failed = main([*args, "--output", str(tmp_path / "failed"), "-q", "--rcfile", str(missing)])
     said = capsys.readouterr()
     assert failed != EXIT_OK
     assert said.out == ""
     assert said.err.startswith("lambda-coverage: ")
-    assert "below --fail-under 101" in said.err
+    assert str(missing) in said.err
 
 
 def test_quiet_silences_the_old_version_flag_warning_too(

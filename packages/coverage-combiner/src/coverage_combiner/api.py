@@ -27,6 +27,8 @@ def combine_coverage_files(
     paths: list[str] | None = None,
     jobs: int = 8,
     allow_empty: bool = False,
+    rcfile: str | None = None,
+    unexecuted: bool = True,
 ) -> dict[str, Any]:
     """Merge every data file under ``s3://bucket_name/prefix`` and write the outputs.
 
@@ -40,7 +42,9 @@ def combine_coverage_files(
     ``outputs`` (where each file went). Reports that need the source (HTML,
     XML, LCOV, percentages) are made when ``source_root`` or ``source_zip``
     points at it. No data under ``prefix`` raises :class:`NoDataError` and
-    writes nothing, unless ``allow_empty``.
+    writes nothing, unless ``allow_empty``. The reports follow the coverage.py
+    configuration ``rcfile``, else the function's own or the working folder's.
+    With ``unexecuted``, files of ``source_root`` that never ran count at 0 %.
     """
     if ".." in output_key.split("/"):
         raise CombinerError(f"output_key {output_key!r} contains '..'")
@@ -65,7 +69,13 @@ def combine_coverage_files(
         ),
     )
     written = write_outputs(
-        result, f"s3://{bucket_name}/{folder}", formats=wanted, remap=remap, name=name
+        result,
+        f"s3://{bucket_name}/{folder}",
+        formats=wanted,
+        remap=remap,
+        name=name,
+        rcfile=rcfile,
+        unexecuted=unexecuted,
     )
     summary = dict(written.summary)
     summary["outputs"] = dict(written.outputs)

@@ -178,7 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--since", type=_day, help="only data from this day on (YYYY-MM-DD, UTC)")
     run.add_argument("--until", type=_day, help="only data up to this day (YYYY-MM-DD, UTC)")
-    run.add_argument("--fail-under", type=float, metavar="PCT", help="exit 3 below this total %%")
+    run.add_argument(
+        "--fail-under",
+        type=float,
+        metavar="PCT",
+        help="exit 3 below this total %% (default: fail_under of the coverage.py configuration)",
+    )
+    run.add_argument(
+        "--no-unexecuted",
+        dest="unexecuted",
+        action="store_false",
+        help="report only files that ran (by default every Python file of a function's folder "
+        "given with --source-root that never ran is reported at 0%%, as coverage.py's source "
+        "does, vendored packages left out)",
+    )
+    run.add_argument(
+        "--rcfile",
+        metavar="PATH",
+        help="the coverage.py configuration to report with (default: the functions' own "
+        ".coveragerc, setup.cfg, tox.ini or pyproject.toml, else the working folder's)",
+    )
     run.add_argument(
         "--jobs", type=_positive, default=8, help="parallel fetches (default: %(default)s)"
     )
@@ -360,6 +379,8 @@ def _run(args: argparse.Namespace) -> int:
             remap=remap,
             name=args.name,
             previous=previous,
+            rcfile=args.rcfile,
+            unexecuted=args.unexecuted,
         )
     except NoDataError as exc:
         progress.finish()
@@ -371,6 +392,7 @@ def _run(args: argparse.Namespace) -> int:
         progress.finish()
         err.write(terminal_text(f"lambda-coverage: error: {exc}") + "\n")
         return EXIT_ERROR
+    result.warnings.extend(written.config.warnings)
     summary = written.summary
     if args.json:
         out.write(json.dumps({**summary, "outputs": written.outputs}, indent=2) + "\n")
@@ -408,7 +430,14 @@ def _print_problems(err: TextIO, result: CombineResult, *, quiet: bool) -> None:
 
 
 def _exit_code(fail_under: float | None, written: Written, partial: bool, err: TextIO) -> int:
-    """Errors first, then the threshold, then partial input."""
+    """Errors first, then the threshold, then partial input.
+
+    The threshold is ``--fail-under``, else the configuration's ``fail_under``,
+    checked as coverage.py checks it (at the configured precision).
+    """
+    from coverage.exceptions import ConfigError
+    from coverage.results import should_fail_under
+
     if written.missing_source is not None:
         err.write(terminal_text(f"lambda-coverage: error: {written.missing_source}") + "\n")
         return EXIT_ERROR
@@ -419,12 +448,27 @@ def _exit_code(fail_under: float | None, written: Written, partial: bool, err: T
             "add --source-root or --source-zip\n"
         )
         return EXIT_ERROR
-    if fail_under is not None and totals and totals["percent_covered"] < fail_under:
-        err.write(
-            f"lambda-coverage: total coverage {totals['percent_covered']:.2f}% is below "
-            f"--fail-under {fail_under:g}\n"
-        )
-        return EXIT_BELOW_THRESHOLD
+    # A configured fail_under applies where there are figures; only the flag
+    # demands them (a data-only combine has none).
+    named = "--fail-under"
+    if fail_under is None and written.fail_under is not None:
+        fail_under, named = written.fail_under, f"fail_under of {written.config.path}"
+    if fail_under is not None and written.total is not None and totals:
+        try:
+            below = should_fail_under(written.total, fail_under, written.precision)
+        except ConfigError as exc:  # not between 0 and 100
+            err.write(terminal_text(f"lambda-coverage: error: {named}: {exc}") + "\n")
+            return EXIT_USAGE
+        if below:
+            digits = max(written.precision, 2)
+            err.write(
+                terminal_text(
+                    f"lambda-coverage: total coverage {written.total:.{digits}f}% is below "
+                    f"{named} {fail_under:g}"
+                )
+                + "\n"
+            )
+            return EXIT_BELOW_THRESHOLD
     return EXIT_PARTIAL if partial else EXIT_OK
 
 

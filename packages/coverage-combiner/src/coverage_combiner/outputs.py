@@ -28,7 +28,14 @@ from coverage_combiner.errors import CombinerError, MissingSourceError
 from coverage_combiner.merge import Merged, bits_to_numbits, split_context
 from coverage_combiner.reader import COMBINED_MARKER
 from coverage_combiner.remap import PathRemapper
+from coverage_combiner.report_config import (
+    ReportConfig,
+    choose_config,
+    html_title,
+    reporting_coverage,
+)
 from coverage_combiner.summary import build_summary, render_markdown
+from coverage_combiner.unexecuted import is_source_folder, unexecuted_candidates
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,6 +88,13 @@ class Written:
     outputs: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     missing_source: MissingSourceError | None = None
+    #: The coverage.py configuration the report was made with.
+    config: ReportConfig = field(default_factory=ReportConfig)
+    #: From that configuration: the threshold (None: not set) and the digits shown.
+    fail_under: float | None = None
+    precision: int = 0
+    #: The total percentage at full precision (None: no source to compute it).
+    total: float | None = None
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -104,6 +118,8 @@ def write_outputs(
     s3: S3Client | None = None,
     name: str | None = None,
     previous: tuple[str, dict[str, Any]] | None = None,
+    rcfile: str | None = None,
+    unexecuted: bool = True,
 ) -> Written:
     """Write ``formats`` for ``result`` to a folder or ``s3://bucket/prefix``.
 
@@ -112,13 +128,30 @@ def write_outputs(
     (default: boto3's own configuration). The JSON summary lists where every
     output went. ``previous`` is an earlier summary and where it was read from:
     the summary shows the change since then (:mod:`coverage_combiner.compare`).
+    The reports follow the user's coverage.py configuration:
+    ``rcfile``, else the one :func:`~coverage_combiner.report_config.choose_config` finds.
+    With ``unexecuted`` (the default), every Python file of a function's
+    folder given with ``--source-root`` that never ran is reported at 0 %
+    (:mod:`coverage_combiner.unexecuted`).
     """
     names = output_names(name)
-    remap = resolve_sources(result.merged, remap or PathRemapper())
+    given = remap or PathRemapper()
+    remap = resolve_sources(result.merged, given)
+    config = choose_config(rcfile, remap)
+    folders = source_folders(given, remap) if unexecuted else []
     with tempfile.TemporaryDirectory(prefix="lambda-coverage-") as work:
         staging = Path(work) / "out"
         staging.mkdir()
-        written = _render(result, staging, formats, remap, names, previous=previous)
+        written = _render(
+            result,
+            staging,
+            formats,
+            remap,
+            names,
+            config=config,
+            folders=folders,
+            previous=previous,
+        )
         if "json" in formats:
             # The summary says where everything went, itself included.
             (staging / names["json"]).touch()
@@ -153,6 +186,19 @@ def resolve_sources(merged: Merged, remap: PathRemapper) -> PathRemapper:
     return remap.resolve(measured)
 
 
+def source_folders(given: PathRemapper, resolved: PathRemapper) -> list[str]:
+    """The functions' code folders the user named: given per function, or found under the
+    source root or in the zip given (not under the working folder, which may be anything)."""
+    folders = {
+        folder
+        for function, folder in resolved.function_roots.items()
+        if function not in resolved.unresolved
+        and (function in given.function_roots or given.root is not None)
+        and is_source_folder(folder)
+    }
+    return sorted(folders)
+
+
 def function_of(context: str) -> str | None:
     """The function a ``function@version`` context names; None for any other context."""
     function, version = split_context(context)
@@ -167,23 +213,37 @@ def _render(
     names: Mapping[str, str],
     *,
     previous: tuple[str, dict[str, Any]] | None = None,
+    config: ReportConfig,
+    folders: Sequence[str] = (),
 ) -> Written:
     data_path = staging / names["data"]
     write_data_file(result.merged, data_path, remap)
-    written = Written()
+    if folders and result.merged.files():
+        add_unexecuted(data_path, folders)
+    written = Written(config=config)
     reports = [f for f in formats if f in SOURCE_REPORTS]
     needs_analysis = bool(reports) or "json" in formats or "markdown" in formats
+    if needs_analysis:
+        # Read only for reports: a data file for a later merge needs no configuration.
+        settings = reporting_coverage(data_path, config)
+        written.precision = int(settings.get_option("report:precision"))  # type: ignore[arg-type]
+        threshold = settings.get_option("report:fail_under")
+        written.fail_under = float(threshold) if threshold else None  # type: ignore[arg-type]
     coverage_json: dict[str, Any] | None = None
     if needs_analysis and result.merged.files():
         missing = missing_sources(data_path)
         if not missing:
             coverage_json, written.missing_source = _coverage_reports(
-                data_path, staging, reports, names
+                data_path, staging, reports, names, config
             )
         elif reports:
             # Summaries degrade to executed lines without source; these reports cannot.
             written.missing_source = MissingSourceError(missing, remap.problems())
     written.summary = build_summary(result, coverage_json, remap)
+    if coverage_json is not None:
+        written.total = float(coverage_json["totals"]["percent_covered"])
+    written.summary["report"] = _report_settings(written, coverage_json)
+    written.summary["warnings"].extend(config.warnings)
     if previous is not None:
         add_changes(written.summary, previous[1], previous[0])
     if "markdown" in formats:
@@ -191,6 +251,39 @@ def _render(
     if "data" not in formats:
         data_path.unlink()
     return written
+
+
+def _report_settings(written: Written, coverage_json: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The configuration the report used, and each percentage as coverage.py prints it."""
+    settings: dict[str, Any] = {
+        "config_file": written.config.path,
+        "precision": written.precision,
+        "fail_under": written.fail_under,
+    }
+    if coverage_json is not None:
+        settings["percent_covered_display"] = {
+            "total": coverage_json["totals"]["percent_covered_display"],
+            "files": {
+                path: info["summary"]["percent_covered_display"]
+                for path, info in sorted(coverage_json["files"].items())
+            },
+        }
+    return settings
+
+
+def add_unexecuted(data_path: Path, folders: Sequence[str]) -> None:
+    """Add to the data file every Python file of ``folders`` it does not hold, with no lines."""
+    from coverage import CoverageData
+
+    data = CoverageData(basename=str(data_path))
+    data.read()
+    measured = set(data.measured_files())
+    new = [
+        path for folder in folders for path in unexecuted_candidates(folder) if path not in measured
+    ]
+    if new:
+        data.touch_files(sorted(set(new)))
+    data.close()
 
 
 def write_data_file(merged: Merged, path: Path, remap: PathRemapper | None) -> None:
@@ -368,7 +461,11 @@ def _source_exists(name: str) -> bool:
 
 
 def _coverage_reports(
-    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
+    data_path: Path,
+    staging: Path,
+    reports: Sequence[str],
+    names: Mapping[str, str],
+    config: ReportConfig,
 ) -> tuple[dict[str, Any] | None, MissingSourceError | None]:
     """Run coverage.py's reports into ``staging``; on failure leave none of them there.
 
@@ -379,7 +476,7 @@ def _coverage_reports(
     from coverage.exceptions import CoverageException, NoSource, NotPython
 
     try:
-        return _run_reports(data_path, staging, reports, names), None
+        return _run_reports(data_path, staging, reports, names, config), None
     except (NoSource, NotPython) as exc:
         _discard_reports(staging, names)
         named = re.findall(r"'([^']+)'", str(exc))
@@ -403,11 +500,13 @@ _COVERAGE_JSON = ".coverage-report.json"
 
 
 def _run_reports(
-    data_path: Path, staging: Path, reports: Sequence[str], names: Mapping[str, str]
+    data_path: Path,
+    staging: Path,
+    reports: Sequence[str],
+    names: Mapping[str, str],
+    config: ReportConfig,
 ) -> dict[str, Any]:
-    from coverage import Coverage
-
-    cov = Coverage(data_file=str(data_path), config_file=False)
+    cov = reporting_coverage(data_path, config)
     cov.load()
     json_path = staging / _COVERAGE_JSON
     # The summary reads each file's lines, not their contexts: with contexts,
@@ -423,7 +522,7 @@ def _run_reports(
         cov.html_report(
             directory=str(staging / names["html"]),
             show_contexts=True,
-            title="Lambda Coverage",
+            title=html_title(cov),
         )
     return report
 
