@@ -19,6 +19,7 @@ from coverage_combiner import CombineOptions, combine, combine_coverage_files
 from coverage_combiner.cli import EXIT_PARTIAL, main
 from coverage_combiner.lambda_handler import handler
 from coverage_combiner.merge import Merged, bits_to_lines, split_context
+from coverage_wrapper.keys import DEFAULT_KEY_TEMPLATE, KeyTemplate
 from tests.combiner.conftest import key, read_data, write_data
 from tests.combiner.test_parallel import Recorder
 
@@ -276,3 +277,42 @@ def test_the_rolling_merge_counts_the_keys_own_data(
     again = handler({"Records": records[1:]}, None)
     assert again["foreign"] == []
     assert downloaded(s3, lambda_env, rolling, tmp_path) == REAL
+
+
+def test_a_key_spelling_another_functions_layout_inside_a_folder_counts_as_the_folders(
+    tmp_path: Path,
+) -> None:
+    # fn-a may write anything under coverage/2026/11/25/fn-a/: here a key that
+    # spells fn-b's layout (fn-b's own container and pid, a higher sequence
+    # number), which would pass for fn-b's newest snapshot and hide the real one.
+    root = tmp_path / "bucket"
+    write_data(root / FN_B, lines={"fn-b@7|invocation": {"b.py": {1, 2}}})
+    nested = FN_A.rpartition("/")[0] + "/" + key("fn-b", "7", pid=1, seq=999999)
+    write_data(root / nested, lines={"fn-b@7|invocation": {"b.py": {70}}, "": {"a.py": {3}}})
+    # A name the template cannot read, inside fn-a's folder.
+    stray = FN_A.rpartition("/")[0] + "/evil.coverage"
+    write_data(root / stray, lines={"fn-b@7|invocation": {"b.py": {80}}})
+    for function in (None, "fn-b"):
+        result = combine([str(root)], CombineOptions(function=function, processes=1))
+        expected: Lines = {"fn-a": {"a.py": {3}}, "fn-b": {"b.py": {1, 2}}}
+        assert by_function(result.merged) == (
+            expected if function is None else {"fn-b": expected["fn-b"]}
+        )
+    result = combine([str(root)], CombineOptions(processes=1))
+    assert sorted(name for name, _ in result.foreign) == [str(root / nested), str(root / stray)]
+    assert result.superseded == 0
+
+
+def test_the_owner_of_a_key_is_the_function_whose_folder_holds_it() -> None:
+    template = KeyTemplate.parse_template(DEFAULT_KEY_TEMPLATE)
+    own = key("fn-a", "7")
+    assert template.owner(own) == "fn-a"
+    assert template.owner("team/" + own) == "fn-a"
+    nested = own.rpartition("/")[0] + "/" + key("fn-b", "7", prefix="")
+    assert template.parse(nested) is not None
+    assert template.parse(nested).function == "fn-b"  # type: ignore[union-attr]
+    assert template.owner(nested) == "fn-a"
+    assert template.owner("coverage/notes.txt") is None
+    # Nothing between {prefix} and {function}: no place tells the owner.
+    bare = KeyTemplate.parse_template("{prefix}{function}/{container}-{pid}-{seq}.coverage")
+    assert bare.owner("coverage/fn-a/c1-1-000001.coverage") is None

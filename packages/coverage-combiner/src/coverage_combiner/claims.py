@@ -17,8 +17,12 @@ key template, the function, and the version when the template has
   read as the key's identity, ``function@version`` from the key (``unknown``
   as the version when the template has no ``{version}``).
 
-Inputs whose key does not parse keep their contexts as they are: nothing
-says whose they are but themselves.
+The function is the one whose folder holds the key
+(:meth:`~coverage_wrapper.keys.KeyTemplate.owner`), since that is all its
+grant guards: a key that spells another function's layout inside a
+function's folder, or does not parse at all there, counts as the folder's
+function's (any version). Inputs outside every function's folder keep their
+contexts as they are: nothing says whose they are but themselves.
 
 ``--run-id R`` is decided here too, per input: a process's snapshots are
 cumulative, so a run's lines can sit in a later snapshot under another run's
@@ -38,7 +42,7 @@ from coverage_wrapper.keys import NO_RUN_ID, key_segment
 
 if TYPE_CHECKING:
     from coverage_combiner.reader import Contents
-    from coverage_wrapper.keys import ParsedKey
+    from coverage_wrapper.keys import KeyTemplate, ParsedKey
 
 #: The version given to a context that names no function, when the key names none either.
 UNKNOWN_VERSION = "unknown"
@@ -60,9 +64,17 @@ class ClaimCheck(NamedTuple):
     run: str | None = None
 
     @classmethod
-    def of(cls, key: ParsedKey | None, run: str | None) -> ClaimCheck | None:
-        """The check for an input with parsed ``key`` (None: not laid out); None: count all."""
+    def of(
+        cls, key: ParsedKey | None, run: str | None, owner: str | None = None
+    ) -> ClaimCheck | None:
+        """The check for an input with parsed ``key`` (None: not laid out); None: count all.
+
+        ``owner`` is the function whose folder holds an input whose key does
+        not parse (:func:`read_key`): its data counts as that function's.
+        """
         if key is None:
+            if owner is not None:
+                return cls(function=owner, run=run)
             return None if run is None else cls(run=run)
         key_run = None if key.run_id in (None, NO_RUN_ID) else key.run_id
         return cls(key.function, key.version, key_run, run)
@@ -130,6 +142,21 @@ class ClaimCheck(NamedTuple):
             f"not counted; only {owner}'s data was merged from it (a function speaks only "
             "for itself: see 'Trust model' in the combiner's README)"
         )
+
+
+def read_key(template: KeyTemplate, key: str) -> tuple[ParsedKey | None, str | None]:
+    """``key`` as the template reads it, and the function whose folder holds it.
+
+    A parse that names another function than the folder's owner is not
+    taken (None): its fields (function, container, sequence number) were
+    written by the owner, who could otherwise pass its file off as another
+    function's newest snapshot and hide that function's real one.
+    """
+    parsed = template.parse(key)
+    owner = template.owner(key)
+    if parsed is not None and owner is not None and parsed.function != owner:
+        parsed = None
+    return parsed, owner
 
 
 def _version_label(version: str | None) -> str:

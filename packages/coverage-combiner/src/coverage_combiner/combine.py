@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, TypeVar
 
-from coverage_combiner.claims import ClaimCheck
+from coverage_combiner.claims import ClaimCheck, read_key
 from coverage_combiner.errors import NoDataError, SourceError
 from coverage_combiner.inputs import Input, list_source, source_in_output
 from coverage_combiner.merge import (
@@ -312,11 +312,12 @@ def _choose(inputs: list[Input], options: CombineOptions) -> tuple[list[Input], 
     chosen: list[Input] = []
     candidates = 0
     for listed in inputs:
-        key = template.parse(key_of(listed.name))
+        key, owner = read_key(template, key_of(listed.name))
         day = key.day if key and key.day else (listed.modified.date() if listed.modified else None)
-        if _outside(day, options) or (key and wanted is not None and key.function != wanted):
+        function = key.function if key else owner
+        if _outside(day, options) or (function and wanted is not None and function != wanted):
             continue
-        claims = ClaimCheck.of(key, run)
+        claims = ClaimCheck.of(key, run, owner)
         # One check object per identity: inputs share it, and a worker receives it once per chunk.
         item = (
             listed if claims is None else replace(listed, claims=checks.setdefault(claims, claims))

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
-from coverage_combiner.claims import ClaimCheck
+from coverage_combiner.claims import ClaimCheck, read_key
 from coverage_combiner.combine import CombineOptions, combine
 from coverage_combiner.errors import CombinerError, NoDataError
 from coverage_combiner.inputs import s3_client
@@ -298,7 +298,7 @@ def merge_into_rolling(
     if not new_data:
         return {"merged": [], "ignored": ignored, "rejected": unfetched, "attempts": 0}
     template = KeyTemplate.parse_template(key_template)
-    claims = {name: ClaimCheck.of(template.parse(key_of(name)), None) for name in new_data}
+    claims = {name: _claims_of(template, name) for name in new_data}
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1:
             # Writers that lost the same race must not all come back at once.
@@ -417,3 +417,9 @@ def _merge_with_current(
         path = Path(work) / "combined.coverage"
         write_data_file(merged, path, None)
         return path.read_bytes(), condition, rejected, foreign
+
+
+def _claims_of(template: KeyTemplate, name: str) -> ClaimCheck | None:
+    """What of the object ``name`` counts: its key's (or its folder's) function's data."""
+    key, owner = read_key(template, key_of(name))
+    return ClaimCheck.of(key, None, owner)

@@ -175,7 +175,7 @@ class KeyTemplate:
     rules. Instances are immutable and compare by their text.
     """
 
-    __slots__ = ("_matcher", "_parts", "fields", "text")
+    __slots__ = ("_matcher", "_owner_matcher", "_parts", "fields", "text")
 
     text: str
     #: The fields the template uses.
@@ -183,6 +183,7 @@ class KeyTemplate:
     #: ``(is_field, value)`` in order: a field name, or literal text.
     _parts: tuple[tuple[bool, str], ...]
     _matcher: re.Pattern[str] | None
+    _owner_matcher: re.Pattern[str] | None
 
     def __init__(self, text: str) -> None:
         parts = _validated_parts(text)
@@ -190,6 +191,7 @@ class KeyTemplate:
         object.__setattr__(self, "_parts", parts)
         object.__setattr__(self, "fields", frozenset(v for is_field, v in parts if is_field))
         object.__setattr__(self, "_matcher", None)
+        object.__setattr__(self, "_owner_matcher", None)
 
     @classmethod
     def parse_template(cls, text: str) -> KeyTemplate:
@@ -277,6 +279,36 @@ class KeyTemplate:
             region=found.get("region"),
             run_id=found.get("run_id"),
         )
+
+    def owner(self, key: str) -> str | None:
+        """The function whose folder holds ``key``, as its grant sees it; None if none can tell.
+
+        A function may write anything under its own folder
+        (:meth:`iam_object_pattern`), including a key that spells another
+        function's layout further down (``.../fn-a/7/2026/01/15/fn-b/...``),
+        which :meth:`parse`, knowing no prefix, reads as that other
+        function's. The owner is read at the *first* place the text and
+        fixed-width fields before ``{function}`` fit, so what a function
+        writes inside its folder cannot move it. Templates with nothing
+        between ``{prefix}`` and ``{function}`` give no such place: None.
+        A prefix that itself looks like the date folders (``2026/01/15/x/``)
+        would be read as the owner's place: choose prefixes that do not.
+        """
+        matcher = self._owner_matcher
+        if matcher is None:
+            head = self._parts[1 : [v for _, v in self._parts].index("function")]
+            if not head:
+                return None
+            pieces = [
+                (f"[0-9]{{{FIXED_WIDTH_FIELDS[value]}}}" if is_field else re.escape(value))
+                for is_field, value in head
+            ]
+            matcher = re.compile(
+                "(?:.*?/)??" + "".join(pieces) + f"(?P<function>[{_SEGMENT_CHARS}]+)/", re.DOTALL
+            )
+            object.__setattr__(self, "_owner_matcher", matcher)
+        found = matcher.match(key)
+        return None if found is None else found["function"]
 
     def iam_object_pattern(self, prefix: str, function: str) -> str:
         """The S3 object pattern (ARN suffix) of every key ``function`` writes under ``prefix``.
